@@ -1,0 +1,31 @@
+"""Small file helpers shared by every writer: atomic writes, so no reader ever sees half a file."""
+from __future__ import annotations
+
+import os
+import pathlib
+import tempfile
+from typing import Callable
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and an atomic rename."""
+    atomic_write(path, lambda tmp: pathlib.Path(tmp).write_bytes(data))
+
+
+def atomic_write(path: str | os.PathLike, writer: Callable[[str], object]) -> None:
+    """Call ``writer(tmp_path)`` then rename ``tmp_path`` over ``path``.
+
+    A crash or Ctrl-C at any moment leaves either the old file or the new one, never a torn one.
+    """
+    target = pathlib.Path(path)
+    folder = target.parent if str(target.parent) else pathlib.Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
+    os.close(fd)
+    try:
+        writer(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,13 @@
+"""All layers, registered by their Caffe type string (importing this package registers them)."""
+import importlib
+
+from caffe_cae.layers.registry import LAYERS, create_layer, layer_class, register
+
+# One module per layer family (caffe_cae/layers/<family>.py); importing registers its layers.
+FAMILIES = [
+]
+
+for _family in FAMILIES:
+    importlib.import_module(f"caffe_cae.layers.{_family}")
+
+__all__ = ["LAYERS", "create_layer", "layer_class", "register"]

@@ -1,0 +1,235 @@
+"""Binary Caffe files: ``.caffemodel`` (NetParameter), ``.solverstate`` (SolverState), their HDF5
+variants (``.caffemodel.h5`` with ``/data/<layer>/<i>``; ``.solverstate.h5``), and BlobProto <->
+NumPy conversion.
+
+Binary files are read and written with the generated bindings, so a read -> write round trip is
+byte-identical for files Caffe wrote.  Every write is atomic.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+from collections import OrderedDict
+
+import numpy as np
+from google.protobuf.message import DecodeError, Message
+
+from caffe_cae.errors import CaffeCaeError
+from caffe_cae.fileio import atomic_write, atomic_write_bytes
+from caffe_cae.proto import caffe_pb2
+
+# ------------------------------------------------------------------------------------------
+# BlobProto <-> ndarray
+
+
+def blob_shape(blob: caffe_pb2.BlobProto) -> tuple[int, ...]:
+    """The blob's shape: ``shape.dim`` if present, else legacy (num, channels, height, width)."""
+    if blob.HasField("shape"):
+        return tuple(int(d) for d in blob.shape.dim)
+    if any(blob.HasField(f) for f in ("num", "channels", "height", "width")):
+        return (blob.num, blob.channels, blob.height, blob.width)
+    # No dims at all: Caffe treats it as a 1-D blob of its data count.
+    return (len(blob.double_data) or len(blob.data),)
+
+
+def blob_has_legacy_dims(blob: caffe_pb2.BlobProto) -> bool:
+    """True when the shape comes from num/channels/height/width (pre-2015 files)."""
+    return not blob.HasField("shape") and any(
+        blob.HasField(f) for f in ("num", "channels", "height", "width")
+    )
+
+
+def blob_to_array(blob: caffe_pb2.BlobProto, diff: bool = False) -> np.ndarray:
+    """The blob's data (or diff) as a float32 array with the blob's shape."""
+    shape = blob_shape(blob)
+    if diff:
+        values = blob.double_diff if len(blob.double_diff) else blob.diff
+    else:
+        values = blob.double_data if len(blob.double_data) else blob.data
+    array = np.asarray(values, dtype=np.float32)
+    count = int(np.prod(shape, dtype=np.int64))
+    if array.size != count:
+        what = "diff" if diff else "data"
+        raise CaffeCaeError(
+            f"blob of shape {list(shape)} holds {array.size} {what} values, expected {count}"
+        )
+    return array.reshape(shape)
+
+
+def array_to_blob(array: np.ndarray, diff: np.ndarray | None = None) -> caffe_pb2.BlobProto:
+    """A BlobProto as modern Caffe's ``Blob::ToProto`` writes it: ``shape`` + float ``data``."""
+    blob = caffe_pb2.BlobProto()
+    array = np.asarray(array, dtype=np.float32)
+    blob.shape.dim.extend(int(d) for d in array.shape)
+    blob.data.extend(array.ravel().tolist())
+    if diff is not None:
+        blob.diff.extend(np.asarray(diff, dtype=np.float32).ravel().tolist())
+    return blob
+
+
+# ------------------------------------------------------------------------------------------
+# Binary protobuf files
+
+
+def read_binary(path: str | os.PathLike, message_type: type[Message], what: str) -> Message:
+    """Parse a binary protobuf file; errors name the file and what it should have been."""
+    try:
+        data = pathlib.Path(path).read_bytes()
+    except FileNotFoundError:
+        raise CaffeCaeError(f"{path}: no such file") from None
+    except OSError as err:
+        raise CaffeCaeError(f"{path}: cannot read ({err.strerror})") from None
+    message = message_type()
+    try:
+        message.ParseFromString(data)
+    except DecodeError as err:
+        raise CaffeCaeError(f"{path}: not a binary {what} ({err})") from None
+    return message
+
+
+def write_binary(path: str | os.PathLike, message: Message) -> None:
+    """Serialize ``message`` to ``path`` atomically."""
+    atomic_write_bytes(path, message.SerializeToString())
+
+
+def read_net_binary(path: str | os.PathLike) -> caffe_pb2.NetParameter:
+    """A ``.caffemodel`` as written (no upgrade)."""
+    return read_binary(path, caffe_pb2.NetParameter, "caffemodel (NetParameter)")
+
+
+def read_solverstate_binary(path: str | os.PathLike) -> caffe_pb2.SolverState:
+    return read_binary(path, caffe_pb2.SolverState, "solverstate (SolverState)")
+
+
+# ------------------------------------------------------------------------------------------
+# Weights as {layer name: [arrays]}, any format
+
+
+def is_hdf5(path: str | os.PathLike) -> bool:
+    return str(path).endswith(".h5")
+
+
+def net_weights(net: caffe_pb2.NetParameter) -> "OrderedDict[str, list[np.ndarray]]":
+    """``{layer name: [param arrays]}`` of a NetParameter (current ``layer`` or legacy ``layers``).
+
+    Layers without blobs are left out; for duplicate names the first one wins (Caffe matches
+    layers by name and takes the first).
+    """
+    out: OrderedDict[str, list[np.ndarray]] = OrderedDict()
+    for layer in list(net.layer) + list(net.layers):
+        if layer.blobs and layer.name not in out:
+            out[layer.name] = [blob_to_array(b) for b in layer.blobs]
+    return out
+
+
+def read_weights_hdf5(path: str | os.PathLike) -> "OrderedDict[str, list[np.ndarray]]":
+    """``/data/<layer>/<i>`` datasets of an HDF5 caffemodel, in file order of the layer groups."""
+    import h5py
+
+    try:
+        handle = h5py.File(path, "r")
+    except FileNotFoundError:
+        raise CaffeCaeError(f"{path}: no such file") from None
+    except OSError as err:
+        raise CaffeCaeError(f"{path}: not an HDF5 caffemodel ({err})") from None
+    with handle:
+        if "data" not in handle:
+            raise CaffeCaeError(f"{path}: HDF5 caffemodel has no /data group")
+        out: OrderedDict[str, list[np.ndarray]] = OrderedDict()
+        group = handle["data"]
+        # Caffe writes groups in layer order; h5py lists by name unless creation order is tracked.
+        for name in _creation_order(group):
+            blobs = group[name]
+            out[name] = [np.asarray(blobs[str(i)], dtype=np.float32) for i in range(len(blobs))]
+        return out
+
+
+def _creation_order(group) -> list[str]:
+    try:
+        import h5py
+
+        names: list[str] = []
+        group.id.links.iterate(lambda n: names.append(n.decode()) or None, idx_type=h5py.h5.INDEX_CRT_ORDER)
+        return names
+    except Exception:  # no creation-order index in the file: name order
+        return list(group.keys())
+
+
+def write_weights_hdf5(
+    path: str | os.PathLike,
+    weights: "OrderedDict[str, list[np.ndarray]]",
+    diffs: "OrderedDict[str, list[np.ndarray]] | None" = None,
+) -> None:
+    """Write ``/data/<layer>/<i>`` (and ``/diff/...``) like Caffe's HDF5 snapshot, atomically."""
+    import h5py
+
+    def write(tmp: str) -> None:
+        with h5py.File(tmp, "w", track_order=True) as handle:
+            for group_name, content in (("data", weights), ("diff", diffs)):
+                if content is None:
+                    continue
+                group = handle.create_group(group_name, track_order=True)
+                for layer, arrays in content.items():
+                    sub = group.create_group(layer, track_order=True)
+                    for i, array in enumerate(arrays):
+                        sub.create_dataset(str(i), data=np.asarray(array, dtype=np.float32))
+
+    atomic_write(path, write)
+
+
+def read_weights(path: str | os.PathLike) -> "OrderedDict[str, list[np.ndarray]]":
+    """Weights from a binary or HDF5 caffemodel, as ``{layer name: [arrays]}``."""
+    if is_hdf5(path):
+        return read_weights_hdf5(path)
+    return net_weights(read_net_binary(path))
+
+
+# ------------------------------------------------------------------------------------------
+# Solver states, any format
+
+
+def read_solverstate(path: str | os.PathLike) -> caffe_pb2.SolverState:
+    """A SolverState from ``.solverstate`` or ``.solverstate.h5`` (HDF5 is converted)."""
+    if not is_hdf5(path):
+        return read_solverstate_binary(path)
+    import h5py
+
+    try:
+        handle = h5py.File(path, "r")
+    except FileNotFoundError:
+        raise CaffeCaeError(f"{path}: no such file") from None
+    except OSError as err:
+        raise CaffeCaeError(f"{path}: not an HDF5 solverstate ({err})") from None
+    state = caffe_pb2.SolverState()
+    with handle:
+        for key in ("iter", "learned_net", "history"):
+            if key not in handle:
+                raise CaffeCaeError(f"{path}: HDF5 solverstate has no '{key}'")
+        state.iter = int(np.asarray(handle["iter"]))
+        learned = np.asarray(handle["learned_net"]).item()
+        state.learned_net = learned.decode() if isinstance(learned, bytes) else str(learned)
+        if "current_step" in handle:
+            state.current_step = int(np.asarray(handle["current_step"]))
+        history = handle["history"]
+        for i in range(len(history)):
+            state.history.append(array_to_blob(np.asarray(history[str(i)])))
+    return state
+
+
+def write_solverstate(path: str | os.PathLike, state: caffe_pb2.SolverState) -> None:
+    """Write a SolverState as binary proto, or as Caffe's HDF5 layout for ``*.h5``, atomically."""
+    if not is_hdf5(path):
+        write_binary(path, state)
+        return
+    import h5py
+
+    def write(tmp: str) -> None:
+        with h5py.File(tmp, "w") as handle:
+            handle.create_dataset("iter", data=np.int32(state.iter))
+            handle.create_dataset("learned_net", data=state.learned_net.encode())
+            handle.create_dataset("current_step", data=np.int32(state.current_step))
+            group = handle.create_group("history")
+            for i, blob in enumerate(state.history):
+                group.create_dataset(str(i), data=blob_to_array(blob))
+
+    atomic_write(path, write)

@@ -1,0 +1,97 @@
+"""Prototxt parsing and printing: every real file parses, printing is Caffe's, errors say where."""
+import numpy as np
+import pytest
+
+from caffe_cae import prototxt
+from caffe_cae.errors import CaffeCaeError
+from caffe_cae.proto import caffe_pb2
+from tests.helpers.paths import DATA, GOLDEN, all_prototxts
+
+SYNTAX_ERROR_CASE = GOLDEN / "mig_syntax_error" / "in.prototxt"
+FILES = [(p, solver) for p, solver in all_prototxts() if p != SYNTAX_ERROR_CASE]
+
+
+def _message_type(is_solver):
+    return caffe_pb2.SolverParameter if is_solver else caffe_pb2.NetParameter
+
+
+@pytest.mark.parametrize("path, is_solver", FILES, ids=[str(p.relative_to(DATA)) for p, _ in FILES])
+def test_every_prototxt_parses_and_round_trips(path, is_solver):
+    message = prototxt.read_text_file(path, _message_type(is_solver))
+    again = prototxt.parse_text(prototxt.to_text(message), _message_type(is_solver))
+    assert again == message
+
+
+def test_noh_unpooling_files_are_among_them():
+    names = {p.name for p, _ in FILES}
+    assert {"unpool_test.prototxt", "DeconvNet_inference_deploy.prototxt", "stage_1_train.prototxt"} <= names
+    net = prototxt.read_net_text(DATA / "golden_noh" / "unpool_test" / "unpool_test.prototxt")
+    unpool = [l for l in net.layers if l.type == caffe_pb2.V1LayerParameter.UNPOOLING]
+    assert len(unpool) == 2 and unpool[0].unpooling_param.unpool_size == 6
+
+
+@pytest.mark.parametrize("out", sorted(GOLDEN.glob("mig_*/out.prototxt")), ids=lambda p: p.parent.name)
+def test_printing_is_byte_identical_to_caffe(out):
+    """Caffe's upgrade tools printed these with C++ TextFormat; we print them back identically."""
+    text = out.read_text()
+    message = prototxt.parse_text(text, _message_type("solver" in out.parent.name))
+    assert prototxt.to_text(message) == text
+
+
+@pytest.mark.parametrize(
+    "value, text",
+    [(1.0, "1"), (0.1, "0.1"), (1e-8, "1e-08"), (0.00392156839, "0.00392156839"), (0.0039215684, "0.00392156839"),
+     (0.006, "0.006"), (0.0005, "0.0005"), (-2.5, "-2.5"), (1e20, "1e+20"), (float("inf"), "inf"),
+     (float("-inf"), "-inf"), (float("nan"), "nan"), (0.999, "0.999"), (1 / 3, "0.333333343")],
+)
+def test_float_format_matches_cpp(value, text):
+    assert prototxt.format_float(value) == text
+    if text != "nan":
+        assert np.float32(float(text)) == np.float32(value)
+
+
+def test_printer_order_indent_and_escapes():
+    layer = caffe_pb2.LayerParameter(name='a"b', type="Convolution", top=["y"], bottom=["x"])
+    layer.convolution_param.kernel_size.extend([3, 5])
+    layer.phase = caffe_pb2.TRAIN
+    text = prototxt.to_text(layer)
+    assert text == (
+        'name: "a\\"b"\ntype: "Convolution"\nbottom: "x"\ntop: "y"\nphase: TRAIN\n'
+        "convolution_param {\n  kernel_size: 3\n  kernel_size: 5\n}\n"
+    )
+
+
+def test_syntax_error_names_file_line_and_column():
+    with pytest.raises(CaffeCaeError) as err:
+        prototxt.read_net_text(SYNTAX_ERROR_CASE)
+    message = str(err.value)
+    assert message.startswith(f"{SYNTAX_ERROR_CASE}:14:1: ") and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "text, where, words",
+    [
+        ('name: "x"\nlayer {\n  name: "a" bogus: 1\n}\n', "3:13", 'no field named "bogus"'),
+        ('layers { type: FANCY }\n', "1:16", "FANCY"),
+        ('name: "a"\nname: "b"\n', "2:7", 'multiple "name"'),
+        ('layer { convolution_param { num_output: -3 } }', "1:41", ""),
+    ],
+)
+def test_parse_errors_are_one_line_with_location(text, where, words):
+    with pytest.raises(CaffeCaeError) as err:
+        prototxt.parse_text(text, caffe_pb2.NetParameter, source="net.prototxt")
+    message = str(err.value)
+    assert message.startswith(f"net.prototxt:{where}: ") and words in message and "\n" not in message
+
+
+def test_missing_file_names_the_path(tmp_path):
+    missing = tmp_path / "nope.prototxt"
+    with pytest.raises(CaffeCaeError, match=f"^{missing}: no such file$"):
+        prototxt.read_net_text(missing)
+
+
+def test_write_text_file_is_atomic_and_keeps_header(tmp_path):
+    target = tmp_path / "net.prototxt"
+    prototxt.write_text_file(target, caffe_pb2.NetParameter(name="n"), header="# kept\n")
+    assert target.read_text() == '# kept\nname: "n"\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["net.prototxt"]

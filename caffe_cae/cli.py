@@ -17,6 +17,11 @@ from caffe_cae.errors import CaffeCaeError
 # Order = order in --help.  Each name is a module in caffe_cae.commands.
 COMMANDS = [
     "show",
+    "migrate",
+    "gen",
+    "params",
+    "export",
+    "infer",
 ]
 
 

@@ -1,0 +1,301 @@
+"""Count a net's trainable parameters and its "model size" from shapes alone (no numerics).
+
+The papers' two size measures (Turchenko et al. 2019, Tables 1-3):
+
+* **trainable parameters** |w+b|: the elements of every parameter blob of every layer.  Table 2
+  counts the Siamese net over both branches although they share their weights, so
+  :attr:`ParamReport.total` counts a shared blob once per layer using it and
+  :attr:`ParamReport.unique` once per blob (Caffe's learnable parameters);
+* **model size**: the elements, per sample, of the hidden feature maps and neurons, i.e. the tops
+  of Convolution, Deconvolution, InnerProduct, Pooling (not its mask) and Unpooling layers,
+  without the net's reconstruction of its input (the prediction that a Euclidean or
+  sigmoid-cross-entropy loss compares with the input data; in a net without losses, an output
+  the size of the input).  Activations, Reshape, Flatten, Slice and Split make no new units.
+
+Shapes come from :func:`caffe_cae.netgraph.graph.build_graph` (Caffe's ``Net::Init`` without
+arrays).  Data layers whose files are not at hand get MNIST shapes (see :func:`data_shapes`).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pathlib
+from dataclasses import dataclass, field
+
+from caffe_cae.errors import CaffeCaeError
+from caffe_cae.netgraph.filtering import filter_net
+from caffe_cae.netgraph.graph import NetGraph, build_graph
+from caffe_cae.proto import caffe_pb2
+
+log = logging.getLogger(__name__)
+
+Shape = tuple[int, ...]
+
+FEATURE_TYPES = {"Convolution", "Deconvolution", "InnerProduct", "Pooling", "Unpooling"}
+# Layers whose top is (a view or an elementwise function of) their first bottom: no new units.
+PASS_THROUGH_TYPES = {
+    "Split", "Flatten", "Reshape", "Sigmoid", "TanH", "ReLU", "PReLU", "ELU", "AbsVal", "BNLL",
+    "Power", "Exp", "Log", "Dropout", "Scale", "Bias", "BatchNorm", "Threshold", "Swish", "Clip",
+}
+RECONSTRUCTION_LOSSES = {"EuclideanLoss", "SigmoidCrossEntropyLoss"}
+# Per-sample shapes assumed for data-layer tops whose files cannot be read (MNIST, as the papers).
+MNIST_TOP_SHAPES: dict[str, Shape] = {
+    "data": (1, 28, 28),
+    "pair_data": (2, 28, 28),
+    "label": (),
+    "sim": (),
+}
+
+
+@dataclass
+class LayerRow:
+    """One layer of the table."""
+
+    name: str
+    type: str
+    param_shapes: list[Shape]
+    param_counts: list[int]
+    shared: list[bool]              # per param: shared with an earlier layer (by param name)
+    frozen: list[bool]              # per param: lr_mult 0, i.e. not trained
+    tops: list[tuple[str, Shape]]   # (blob, full shape incl. batch)
+    hidden: int = 0                 # this layer's contribution to the model size
+
+    @property
+    def weights(self) -> int:
+        return self.param_counts[0] if self.param_counts else 0
+
+    @property
+    def biases(self) -> int:
+        return sum(self.param_counts[1:])
+
+    @property
+    def params(self) -> int:
+        return sum(self.param_counts)
+
+    @property
+    def trainable(self) -> int:
+        return sum(c for c, f in zip(self.param_counts, self.frozen) if not f)
+
+
+@dataclass
+class ParamReport:
+    """Per-layer rows and the totals of one net."""
+
+    net_name: str
+    phase: str
+    rows: list[LayerRow] = field(default_factory=list)
+    unique: int = 0                  # trainable elements, a shared blob counted once
+    frozen: int = 0                  # elements of blobs with lr_mult 0 (counted once)
+    model_size: int = 0
+
+    @property
+    def total(self) -> int:
+        """Trainable elements summed over the layers (a shared blob once per user: Table 2)."""
+        return sum(row.trainable for row in self.rows)
+
+
+def count(shape: Shape) -> int:
+    return math.prod(shape) if shape else 1
+
+
+def _per_sample(shape: Shape) -> int:
+    return count(shape[1:]) if shape else 1
+
+
+# ------------------------------------------------------------------------------------------
+# data layers
+
+
+def _hdf5_shapes(layer: caffe_pb2.LayerParameter) -> dict[str, Shape] | None:
+    """Top shapes of an HDF5Data layer read from its first file's dataset shapes, or None."""
+    source = pathlib.Path(layer.hdf5_data_param.source)
+    try:
+        lines = [s.strip() for s in source.read_text().splitlines() if s.strip()]
+        import h5py  # only here: counting a net never needs it otherwise
+
+        with h5py.File(lines[0], "r") as h5:
+            dims = {top: tuple(h5[top].shape[1:]) for top in layer.top}
+    except (OSError, IndexError, KeyError, ValueError):
+        return None
+    batch = layer.hdf5_data_param.batch_size
+    return {top: (batch, *d) for top, d in dims.items()}
+
+
+def _batch_size(layer: caffe_pb2.LayerParameter) -> int:
+    for name in ("hdf5_data_param", "data_param", "image_data_param", "memory_data_param", "window_data_param"):
+        if layer.HasField(name) and getattr(layer, name).batch_size:
+            return getattr(layer, name).batch_size
+    return 1
+
+
+def data_shapes(net: caffe_pb2.NetParameter, given: dict[str, Shape] | None = None) -> dict[str, Shape]:
+    """Shape overrides for the tops of the layers without bottoms of an upgraded net (in its state).
+
+    Data layers: ``given`` (blob -> shape *per sample*) wins; then an HDF5Data layer's own file
+    (dataset shapes only, nothing loaded); then MNIST (:data:`MNIST_TOP_SHAPES`, with a warning);
+    anything else is an error asking for ``--input-shape``.  Input layers keep their own shapes
+    unless ``given`` names their tops (their batch size stays).
+    """
+    given = dict(given or {})
+    shapes: dict[str, Shape] = {}
+    for layer in filter_net(net).layer:
+        if layer.bottom:
+            continue
+        if layer.type == "Input":  # its own shapes, unless given (keeping its batch)
+            for j, top in enumerate(layer.top):
+                if top in given:
+                    dims = layer.input_param.shape[j].dim if j < len(layer.input_param.shape) else []
+                    shapes[top] = (dims[0] if dims else 1, *given.pop(top))
+            continue
+        batch = _batch_size(layer)
+        found = _hdf5_shapes(layer) if layer.type == "HDF5Data" else None
+        for top in layer.top:
+            if top in given:
+                shapes[top] = (batch, *given.pop(top))
+            elif found is not None:
+                shapes[top] = found[top]
+            elif top in MNIST_TOP_SHAPES:
+                shapes[top] = (batch, *MNIST_TOP_SHAPES[top])
+                log.warning("blob '%s': data of layer '%s' not readable here; assuming MNIST %s",
+                            top, layer.name, "x".join(map(str, shapes[top])))
+            else:
+                raise CaffeCaeError(f"blob '{top}': cannot tell the shape of data layer '{layer.name}' "
+                                    f"({layer.type}) without its data; give --input-shape {top}=C,H,W")
+    if given:
+        raise CaffeCaeError(f"blob '{next(iter(given))}': --input-shape names no data or Input layer top")
+    return shapes
+
+
+# ------------------------------------------------------------------------------------------
+# counting
+
+
+def _producers(graph: NetGraph) -> dict[int, int]:
+    """Blob id -> index of the layer that created it (in-place layers reuse the blob)."""
+    first: dict[int, int] = {}
+    for node in graph.layers:
+        for blob in node.top_ids:
+            first.setdefault(blob, node.index)
+    return first
+
+
+def _origin(graph: NetGraph, producers: dict[int, int], blob: int) -> int | None:
+    """The layer that computed ``blob``'s units, seen through views and elementwise layers."""
+    while blob in producers:
+        node = graph.layers[producers[blob]]
+        if node.type in PASS_THROUGH_TYPES and node.bottom_ids:
+            blob = node.bottom_ids[0]
+            continue
+        return node.index
+    return None
+
+
+def _reconstructions(graph: NetGraph) -> set[int]:
+    """Indices of the layers whose top is the net's reconstruction of its input."""
+    producers = _producers(graph)
+    layers = graph.layers
+
+    def is_input(blob: int) -> bool:
+        origin = _origin(graph, producers, blob)
+        return origin is None or not layers[origin].bottom_ids
+
+    found: set[int] = set()
+    losses = [n for n in layers if n.type in RECONSTRUCTION_LOSSES and len(n.bottom_ids) == 2]
+    for node in losses:
+        prediction, target = node.bottom_ids
+        if is_input(target) and not is_input(prediction):
+            found.add(_origin(graph, producers, prediction))
+    if losses or any(n.layer.is_loss for n in layers):
+        return found
+    inputs = {_per_sample(graph.blob_shapes[b]) for n in layers if not n.bottom_ids for b in n.top_ids}
+    for blob in graph.output_ids:
+        origin = _origin(graph, producers, blob)
+        if origin is not None and layers[origin].bottom_ids and _per_sample(graph.blob_shapes[blob]) in inputs:
+            found.add(origin)
+    return found
+
+
+def report_graph(graph: NetGraph, phase: str = "TRAIN") -> ParamReport:
+    """The table of an already built :class:`NetGraph`."""
+    report = ParamReport(net_name=graph.name, phase=phase)
+    skip = _reconstructions(graph)
+    for node in graph.layers:
+        if node.type == "Split":
+            continue
+        entries = [graph.params[i] for i in node.param_ids]
+        row = LayerRow(
+            name=node.name,
+            type=node.type,
+            param_shapes=list(node.param_shapes),
+            param_counts=[count(s) for s in node.param_shapes],
+            shared=[e.owner >= 0 for e in entries],
+            frozen=[graph.params_lr[e.learnable_id] == 0 for e in entries],
+            tops=[(graph.blob_names[b], graph.blob_shapes[b]) for b in node.top_ids],
+        )
+        if node.type in FEATURE_TYPES and node.index not in skip:
+            tops = node.top_ids[:1] if node.type == "Pooling" else node.top_ids
+            row.hidden = sum(_per_sample(graph.blob_shapes[b]) for b in tops)
+        report.rows.append(row)
+    owners = [graph.params[i] for i in graph.learnable]
+    report.unique = sum(count(p.shape) for p, lr in zip(owners, graph.params_lr) if lr != 0)
+    report.frozen = sum(count(p.shape) for p, lr in zip(owners, graph.params_lr) if lr == 0)
+    report.model_size = sum(row.hidden for row in report.rows)
+    return report
+
+
+def count_params(net: caffe_pb2.NetParameter | str | os.PathLike, phase: str = "TRAIN",
+                 stages: tuple[str, ...] = (), level: int = 0,
+                 input_shapes: dict[str, Shape] | None = None) -> ParamReport:
+    """Per-layer parameter and blob sizes of ``net`` (a path or NetParameter; legacy syntax is
+    upgraded first, as :class:`caffe_cae.Net` does) in ``phase`` ("TRAIN" or "TEST", default
+    TRAIN: the one phase every train/test net has), ``level`` and extra ``stages``.
+
+    ``input_shapes``: blob -> per-sample shape for data layers (and Input layers) to override.
+    """
+    from caffe_cae.net import load_net_param, set_net_state  # the Net's own loading rules
+
+    loaded, _where = load_net_param(net)
+    param = caffe_pb2.NetParameter()
+    param.CopyFrom(loaded)
+    if phase not in ("TRAIN", "TEST"):
+        raise CaffeCaeError(f"phase must be TRAIN or TEST, not {phase!r}")
+    set_net_state(param, caffe_pb2.Phase.Value(phase), level, stages)
+    graph = build_graph(param, shape_overrides=data_shapes(param, input_shapes))
+    return report_graph(graph, phase)
+
+
+# ------------------------------------------------------------------------------------------
+# printing
+
+
+def _shape_text(shape: Shape) -> str:
+    return "x".join(str(d) for d in shape) if shape else "scalar"
+
+
+def format_report(report: ParamReport) -> str:
+    """The table ``caffe-cae params`` prints: one line per layer, then the totals."""
+    header = ("layer", "type", "weights", "biases", "params", "hidden", "tops")
+    lines = []
+    for row in report.rows:
+        weights = f"{row.weights} ({_shape_text(row.param_shapes[0])})" if row.param_shapes else "-"
+        biases = str(row.biases) if len(row.param_shapes) > 1 else "-"
+        params = "-"
+        if row.param_shapes:
+            params = str(row.trainable) + (" shared" if any(row.shared) else "") + (" frozen" if any(row.frozen) else "")
+        tops = ", ".join(f"{name} {_shape_text(shape)}" for name, shape in row.tops)
+        lines.append((row.name, row.type, weights, biases, params, str(row.hidden) if row.hidden else "-", tops))
+    widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header) - 1)]
+    out = []
+    for r in [header, *lines]:
+        cells = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        out.append("  ".join(cells + [r[-1]]).rstrip())
+    out.append("")
+    out.append(f"net '{report.net_name}' ({report.phase})")
+    shared = report.total - report.unique
+    out.append(f"trainable parameters: {report.total}"
+               + (f" over all layers; {report.unique} unique ({shared} shared by name)" if shared else ""))
+    if report.frozen:
+        out.append(f"frozen parameters (lr_mult 0, not counted above): {report.frozen}")
+    out.append(f"model size (hidden feature-map elements and neurons per sample): {report.model_size}")
+    return "\n".join(out) + "\n"

@@ -29,3 +29,17 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[str], object]) -> No
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def open_hdf5(path: str | os.PathLike, what: str = "HDF5 file"):
+    """``h5py.File(path, "r")``, with a missing or unreadable file as a one-line CaffeCaeError."""
+    import h5py
+
+    from caffe_cae.errors import CaffeCaeError
+
+    try:
+        return h5py.File(path, "r")
+    except FileNotFoundError:
+        raise CaffeCaeError(f"{path}: no such file") from None
+    except OSError as err:
+        raise CaffeCaeError(f"{path}: not an {what} ({err})") from None

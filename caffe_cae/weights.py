@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import pathlib
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from google.protobuf.message import DecodeError, Message
 
 from caffe_cae.errors import CaffeCaeError
-from caffe_cae.fileio import atomic_write, atomic_write_bytes
+from caffe_cae.fileio import atomic_write, atomic_write_bytes, open_hdf5
 from caffe_cae.proto import caffe_pb2
 
 # ------------------------------------------------------------------------------------------
@@ -124,15 +125,7 @@ def net_weights(net: caffe_pb2.NetParameter) -> "OrderedDict[str, list[np.ndarra
 
 def read_weights_hdf5(path: str | os.PathLike) -> "OrderedDict[str, list[np.ndarray]]":
     """``/data/<layer>/<i>`` datasets of an HDF5 caffemodel, in file order of the layer groups."""
-    import h5py
-
-    try:
-        handle = h5py.File(path, "r")
-    except FileNotFoundError:
-        raise CaffeCaeError(f"{path}: no such file") from None
-    except OSError as err:
-        raise CaffeCaeError(f"{path}: not an HDF5 caffemodel ({err})") from None
-    with handle:
+    with open_hdf5(path, "HDF5 caffemodel") as handle:
         if "data" not in handle:
             raise CaffeCaeError(f"{path}: HDF5 caffemodel has no /data group")
         out: OrderedDict[str, list[np.ndarray]] = OrderedDict()
@@ -140,7 +133,8 @@ def read_weights_hdf5(path: str | os.PathLike) -> "OrderedDict[str, list[np.ndar
         # Caffe writes groups in layer order; h5py lists by name unless creation order is tracked.
         for name in _creation_order(group):
             blobs = group[name]
-            out[name] = [np.asarray(blobs[str(i)], dtype=np.float32) for i in range(len(blobs))]
+            # indices can have gaps (shared params are saved by their owner only)
+            out[name] = [np.asarray(blobs[k], dtype=np.float32) for k in sorted(blobs, key=int)]
         return out
 
 
@@ -157,10 +151,14 @@ def _creation_order(group) -> list[str]:
 
 def write_weights_hdf5(
     path: str | os.PathLike,
-    weights: "OrderedDict[str, list[np.ndarray]]",
-    diffs: "OrderedDict[str, list[np.ndarray]] | None" = None,
+    weights: "Mapping[str, Sequence[np.ndarray] | Mapping[int, np.ndarray]]",
+    diffs: "Mapping[str, Sequence[np.ndarray] | Mapping[int, np.ndarray]] | None" = None,
 ) -> None:
-    """Write ``/data/<layer>/<i>`` (and ``/diff/...``) like Caffe's HDF5 snapshot, atomically."""
+    """Write ``/data/<layer>/<i>`` (and ``/diff/...``) like Caffe's HDF5 snapshot, atomically.
+
+    Per layer either a list of arrays or ``{param index: array}`` (Caffe skips shared params
+    that a layer does not own, so indices can have gaps); layers keep their order.
+    """
     import h5py
 
     def write(tmp: str) -> None:
@@ -171,7 +169,8 @@ def write_weights_hdf5(
                 group = handle.create_group(group_name, track_order=True)
                 for layer, arrays in content.items():
                     sub = group.create_group(layer, track_order=True)
-                    for i, array in enumerate(arrays):
+                    items = arrays.items() if isinstance(arrays, Mapping) else enumerate(arrays)
+                    for i, array in items:
                         sub.create_dataset(str(i), data=np.asarray(array, dtype=np.float32))
 
     atomic_write(path, write)
@@ -192,16 +191,8 @@ def read_solverstate(path: str | os.PathLike) -> caffe_pb2.SolverState:
     """A SolverState from ``.solverstate`` or ``.solverstate.h5`` (HDF5 is converted)."""
     if not is_hdf5(path):
         return read_solverstate_binary(path)
-    import h5py
-
-    try:
-        handle = h5py.File(path, "r")
-    except FileNotFoundError:
-        raise CaffeCaeError(f"{path}: no such file") from None
-    except OSError as err:
-        raise CaffeCaeError(f"{path}: not an HDF5 solverstate ({err})") from None
     state = caffe_pb2.SolverState()
-    with handle:
+    with open_hdf5(path, "HDF5 solverstate") as handle:
         for key in ("iter", "learned_net", "history"):
             if key not in handle:
                 raise CaffeCaeError(f"{path}: HDF5 solverstate has no '{key}'")

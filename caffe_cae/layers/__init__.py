@@ -5,6 +5,17 @@ from caffe_cae.layers.registry import LAYERS, create_layer, layer_class, registe
 
 # One module per layer family (caffe_cae/layers/<family>.py); importing registers its layers.
 FAMILIES = [
+    "data",
+    "neuron",
+    "shape",
+    "eltwise",
+    "softmax",
+    "loss",
+    "accuracy",
+    "conv",
+    "pooling",
+    "unpooling",
+    "inner_product",
 ]
 
 for _family in FAMILIES:

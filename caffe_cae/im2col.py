@@ -1,0 +1,188 @@
+"""im2col / col2im for Caffe's (de)convolutions, batched over the whole mini-batch.
+
+Caffe convolves one image at a time (``im2col`` then one GEMM per image and group).  Here the
+column matrix holds *all* images, so a layer does one (grouped) GEMM per pass:
+
+    col[(c, k...), cols]      c: channel, k: kernel offset per spatial axis,
+                              cols: (n, o...) or (o..., n) -- see ``ConvGeometry.batch_inner``
+
+``cols`` enumerates (sample, output position).  Two orders are used, picked per geometry for
+speed (the numerics are identical):
+
+* ``batch_inner=False``: cols = (n, o...): large images; im2col reads the images in place.
+* ``batch_inner=True``:  cols = (o..., n): small images (e.g. 8x8).  The images are first
+  transposed to (c, spatial..., n), so every strided copy and every col2im accumulation runs over
+  long contiguous rows of o_last*N values instead of o_last-long rows.
+
+``im2col`` is one ``as_strided`` copy; ``col2im`` loops over the kernel offsets (kh*kw
+iterations), adding one strided slice each (no ``np.add.at``).  Scratch arrays live in a
+:class:`Workspace` and are reused across calls.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+#: Geometries whose output has fewer positions than this use the batch-inner column order.
+BATCH_INNER_BELOW = 256
+
+
+class Workspace:
+    """Named scratch arrays, reallocated only when the requested shape or dtype changes."""
+
+    def __init__(self):
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape, dtype) -> np.ndarray:
+        """An array of ``shape``/``dtype`` (zeroed when newly allocated, else stale values)."""
+        shape = tuple(int(d) for d in shape)
+        array = self._arrays.get(name)
+        if array is None or array.shape != shape or array.dtype != dtype:
+            array = np.zeros(shape, dtype=dtype)
+            self._arrays[name] = array
+        return array
+
+    def clear(self) -> None:
+        self._arrays.clear()
+
+
+def conv_out_size(size: int, kernel: int, pad: int, stride: int, dilation: int) -> int:
+    """Caffe's ``(size + 2*pad - (dilation*(kernel-1)+1)) / stride + 1`` in C++ int arithmetic
+    (the division truncates toward zero, so a kernel up to stride-1 cells wider than the padded
+    input still gives one output, its outside cells reading zeros)."""
+    span = size + 2 * pad - (dilation * (kernel - 1) + 1)
+    return (span // stride if span >= 0 else -(-span // stride)) + 1
+
+
+class ConvGeometry:
+    """Spatial geometry of a convolution (the "image" is the convolution's input side).
+
+    For Convolution the image is the bottom; for Deconvolution it is the top (Caffe runs
+    deconvolution as the transposed convolution of the top).  ``out`` is Caffe's
+    ``floor((image + 2*pad - (dilation*(kernel-1)+1)) / stride) + 1`` per spatial axis.
+    """
+
+    def __init__(self, image, kernel, pad, stride, dilation):
+        self.image = tuple(int(v) for v in image)
+        self.kernel = tuple(int(v) for v in kernel)
+        self.pad = tuple(int(v) for v in pad)
+        self.stride = tuple(int(v) for v in stride)
+        self.dilation = tuple(int(v) for v in dilation)
+        self.out = tuple(
+            conv_out_size(i, k, p, s, d)
+            for i, k, p, s, d in zip(self.image, self.kernel, self.pad, self.stride,
+                                     self.dilation)
+        )
+        # Zero-bordered image extent that every window fits in.
+        self.padded = tuple(
+            max(i + 2 * p, (o - 1) * s + d * (k - 1) + 1)
+            for i, k, p, s, d, o in zip(self.image, self.kernel, self.pad, self.stride,
+                                        self.dilation, self.out)
+        )
+        self.has_pad = self.padded != self.image
+        self.kernel_size = math.prod(self.kernel)
+        self.out_size = math.prod(self.out)
+        self.batch_inner = self.out_size < BATCH_INNER_BELOW
+        self.offsets = list(itertools.product(*(range(k) for k in self.kernel)))
+
+    def __repr__(self) -> str:
+        return (f"ConvGeometry(image={self.image}, kernel={self.kernel}, pad={self.pad}, "
+                f"stride={self.stride}, dilation={self.dilation}, out={self.out})")
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _interior(self):
+        return tuple(slice(p, p + i) for p, i in zip(self.pad, self.image))
+
+    def _offset_slices(self, offset):
+        """Padded-image slices hit by kernel offset ``offset`` at every output position."""
+        return tuple(
+            slice(k * d, k * d + s * (o - 1) + 1, s)
+            for k, d, s, o in zip(offset, self.dilation, self.stride, self.out)
+        )
+
+    def column_count(self, num: int) -> int:
+        return num * self.out_size
+
+
+def im2col(x: np.ndarray, g: ConvGeometry, ws: Workspace, name: str = "col") -> np.ndarray:
+    """Columns of ``x`` (num, C, *image) as a (C * prod(kernel), num * prod(out)) array.
+
+    The returned array is a workspace buffer named ``name`` (valid until the next call that
+    uses the same name).
+    """
+    num, channels = x.shape[:2]
+    all_ = slice(None)
+    if g.batch_inner:
+        # Transposed image (C, *padded, num): padding border stays zero (never written).
+        image = ws.get(name + ".image", (channels,) + g.padded + (num,), x.dtype)
+        np.copyto(image[(all_,) + g._interior() + (all_,)], np.moveaxis(x, 0, -1))
+        sc, ss, sn = image.strides[0], image.strides[1:-1], image.strides[-1]
+        shape = (channels,) + g.kernel + g.out + (num,)
+        strides = ((sc,) + tuple(s * d for s, d in zip(ss, g.dilation))
+                   + tuple(s * t for s, t in zip(ss, g.stride)) + (sn,))
+    else:
+        if g.has_pad:
+            image = ws.get(name + ".image", (num, channels) + g.padded, x.dtype)
+            np.copyto(image[(all_, all_) + g._interior()], x)
+        else:
+            image = x
+        sn, sc, ss = image.strides[0], image.strides[1], image.strides[2:]
+        shape = (channels,) + g.kernel + (num,) + g.out
+        strides = ((sc,) + tuple(s * d for s, d in zip(ss, g.dilation)) + (sn,)
+                   + tuple(s * t for s, t in zip(ss, g.stride)))
+    view = as_strided(image, shape=shape, strides=strides, writeable=False)
+    col = ws.get(name, shape, x.dtype)
+    np.copyto(col, view)
+    return col.reshape(channels * g.kernel_size, num * g.out_size)
+
+
+def col2im(col: np.ndarray, g: ConvGeometry, out: np.ndarray, ws: Workspace,
+           name: str = "col2im") -> None:
+    """Sum columns back into images: ``out`` (num, C, *image) is assigned (Caffe's col2im).
+
+    ``col`` is (C * prod(kernel), num * prod(out)) in the geometry's column order.
+    """
+    num, channels = out.shape[:2]
+    all_ = slice(None)
+    if g.batch_inner:
+        image = ws.get(name + ".image", (channels,) + g.padded + (num,), out.dtype)
+        image.fill(0)
+        colv = col.reshape((channels,) + g.kernel + g.out + (num,))
+        for offset in g.offsets:
+            image[(all_,) + g._offset_slices(offset) + (all_,)] += colv[(all_,) + offset]
+        np.copyto(out, np.moveaxis(image[(all_,) + g._interior() + (all_,)], -1, 0))
+        return
+    if g.has_pad:
+        image = ws.get(name + ".image", (num, channels) + g.padded, out.dtype)
+    else:
+        image = out
+    image.fill(0)
+    colv = col.reshape((channels,) + g.kernel + (num,) + g.out)
+    for offset in g.offsets:
+        image[(all_, all_) + g._offset_slices(offset)] += colv[(all_,) + offset].swapaxes(0, 1)
+    if g.has_pad:
+        np.copyto(out, image[(all_, all_) + g._interior()])
+
+
+def to_columns(a: np.ndarray, g: ConvGeometry, ws: Workspace, name: str) -> np.ndarray:
+    """(num, C, *out) -> (C, num * prod(out)) in the geometry's column order (a copy)."""
+    num, channels = a.shape[:2]
+    if g.batch_inner:
+        buf = ws.get(name, (channels,) + g.out + (num,), a.dtype)
+        np.copyto(buf, np.moveaxis(a, 0, -1))
+    else:
+        buf = ws.get(name, (channels, num) + g.out, a.dtype)
+        np.copyto(buf, a.swapaxes(0, 1))
+    return buf.reshape(channels, num * g.out_size)
+
+
+def from_columns(buf: np.ndarray, g: ConvGeometry, out: np.ndarray) -> None:
+    """Inverse of :func:`to_columns`: assign (C, cols) to ``out`` (num, C, *out)."""
+    num, channels = out.shape[:2]
+    if g.batch_inner:
+        np.copyto(out, np.moveaxis(buf.reshape((channels,) + g.out + (num,)), -1, 0))
+    else:
+        np.copyto(out, buf.reshape((channels, num) + g.out).swapaxes(0, 1))

@@ -1,0 +1,297 @@
+"""Convolution and Deconvolution, as Caffe's BaseConvolutionLayer (N-D, groups, dilation, axis).
+
+Shapes (``axis`` = channel axis, default 1; spatial axes = every axis after it):
+
+* Convolution:   weight ``(C_out, C_in/group, *kernel)``; out = floor((in + 2p - (d(k-1)+1))/s) + 1
+* Deconvolution: weight ``(C_in, C_out/group, *kernel)`` (Caffe's "reverse dimensions", also the
+  ONNX ConvTranspose ``W`` unchanged); out = s(in-1) + d(k-1) + 1 - 2p
+* bias ``(num_output,)`` when ``bias_term``.
+
+A blob with only (N, C) axes has zero spatial axes: the layer is then a per-sample matrix
+product producing (N, num_output), as in BVLC (no error).  Several bottoms are allowed (same
+shape each; one top per bottom, all sharing the weights), as in Caffe.
+
+Speed: the whole mini-batch goes through one im2col and one (grouped) GEMM per pass, see
+:mod:`caffe_cae.im2col`.  The columns computed in ``forward`` are reused by ``backward`` for
+the weight gradient, so the bottom must not change between the two (it never does in a Net).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from caffe_cae.im2col import (ConvGeometry, Workspace, col2im, conv_out_size, from_columns,
+                              im2col, to_columns)
+from caffe_cae.layers.base import Layer
+from caffe_cae.layers.registry import register
+
+
+def canonical_axis(layer: Layer, axis: int, num_axes: int, what: str = "axis") -> int:
+    """Caffe's ``Blob::CanonicalAxisIndex``: negative axes count from the end."""
+    if not -num_axes <= axis < num_axes:
+        raise layer.error(f"{what} {axis} out of range for a {num_axes}-axis blob "
+                          f"(valid: {-num_axes} .. {num_axes - 1})")
+    return axis + num_axes if axis < 0 else axis
+
+
+def _per_axis(layer, values, n_spatial, default, what):
+    """A repeated field given 0 (default), 1 (all axes) or n_spatial times."""
+    values = list(values)
+    if len(values) not in (0, 1, n_spatial) or (len(values) == 0 and default is None):
+        raise layer.error(
+            f"{what} must be specified once, or once per spatial dimension ({what} specified "
+            f"{len(values)} times; {n_spatial} spatial dims)")
+    if not values:
+        return (default,) * n_spatial
+    return tuple(int(values[0 if len(values) == 1 else i]) for i in range(n_spatial))
+
+
+def conv_spatial_params(layer, cp, n_spatial):
+    """kernel, stride, pad, dilation per spatial axis, with Caffe's checks."""
+
+    def h_w(name, repeated):
+        if cp.HasField(f"{name}_h") or cp.HasField(f"{name}_w"):
+            if n_spatial != 2:
+                raise layer.error(f"{name}_h & {name}_w can only be used for 2D convolution")
+            if len(repeated):
+                raise layer.error(f"either {name} or {name}_h/w should be specified; not both")
+            return (int(getattr(cp, f"{name}_h")), int(getattr(cp, f"{name}_w")))
+        return None
+
+    kernel = h_w("kernel", cp.kernel_size)
+    if kernel is None:
+        if n_spatial == 0 and len(cp.kernel_size) <= 1:
+            kernel = ()
+        else:
+            kernel = _per_axis(layer, cp.kernel_size, n_spatial, None, "kernel_size")
+    if any(k <= 0 for k in kernel):
+        raise layer.error(f"filter dimensions must be nonzero, got kernel {list(kernel)}")
+    stride = h_w("stride", cp.stride) or _per_axis(layer, cp.stride, n_spatial, 1, "stride")
+    if any(s <= 0 for s in stride):
+        raise layer.error(f"stride dimensions must be nonzero, got stride {list(stride)}")
+    pad = h_w("pad", cp.pad) or _per_axis(layer, cp.pad, n_spatial, 0, "pad")
+    dilation = _per_axis(layer, cp.dilation, n_spatial, 1, "dilation")
+    if any(d <= 0 for d in dilation):
+        raise layer.error(f"dilation must be positive, got {list(dilation)}")
+    return kernel, stride, pad, dilation
+
+
+class BaseConvolution(Layer):
+    """Shared setup/reshape and the three GEMM passes (Caffe's BaseConvolutionLayer)."""
+
+    min_bottoms = 1
+    min_tops = 1
+    #: Deconvolution: the convolution runs from top to bottom ("reverse dimensions").
+    reverse_dimensions = False
+    #: Optional per-parameter-blob flags set by the Net (Caffe's param_propagate_down_);
+    #: None = compute every parameter gradient.
+    param_propagate_down: list[bool] | None = None
+
+    def check_blob_counts(self, n_bottom, n_top):
+        super().check_blob_counts(n_bottom, n_top)
+        if n_bottom != n_top:
+            raise self.error(f"needs as many tops as bottoms, got {n_bottom} bottom(s) and "
+                             f"{n_top} top(s)")
+
+    # -- setup / reshape --------------------------------------------------------------------
+    def setup(self, bottom_shapes):
+        cp = self.param.convolution_param
+        shape = tuple(bottom_shapes[0])
+        self.channel_axis = canonical_axis(self, cp.axis, len(shape))
+        self.num_axes = len(shape)
+        self.n_spatial = len(shape) - self.channel_axis - 1
+        self.kernel, self.stride, self.pad, self.dilation = conv_spatial_params(
+            self, cp, self.n_spatial)
+        self.channels = int(shape[self.channel_axis])
+        self.num_output = int(cp.num_output)
+        if self.num_output <= 0:
+            raise self.error("num_output must be positive")
+        self.group = int(cp.group)
+        if self.group <= 0 or self.channels % self.group:
+            raise self.error(f"input channels ({self.channels}) must be a multiple of group "
+                             f"({self.group})")
+        if self.num_output % self.group:
+            raise self.error(f"num_output ({self.num_output}) must be a multiple of group "
+                             f"({self.group})")
+        if self.reverse_dimensions:
+            conv_out, conv_in = self.channels, self.num_output
+        else:
+            conv_out, conv_in = self.num_output, self.channels
+        self.conv_out_channels, self.conv_in_channels = conv_out, conv_in
+        self.weight_shape = (conv_out, conv_in // self.group) + tuple(self.kernel)
+        self.bias_term = bool(cp.bias_term)
+        self._ws = Workspace()
+        self._geometry = None
+        self._reshaped_for = None
+        shapes = [self.weight_shape]
+        if self.bias_term:
+            shapes.append((self.num_output,))
+        return shapes
+
+    def _output_spatial(self, in_spatial):
+        raise NotImplementedError
+
+    def reshape(self, bottom_shapes):
+        key = tuple(tuple(s) for s in bottom_shapes)
+        if key == self._reshaped_for:  # Caffe reshapes before every forward
+            return self._top_shapes
+        shape = tuple(bottom_shapes[0])
+        if len(shape) != self.num_axes:
+            raise self.error(f"bottom num_axes may not change (was {self.num_axes}, "
+                             f"now {len(shape)}: {list(shape)})")
+        if shape[self.channel_axis] != self.channels:
+            raise self.error(
+                f"Input size incompatible with convolution kernel: bottom "
+                f"'{self._bottom_name(0)}' has {shape[self.channel_axis]} channels {list(shape)}, "
+                f"the layer was set up for {self.channels}")
+        for i, other in enumerate(bottom_shapes[1:], start=1):
+            if tuple(other) != shape:
+                raise self.error(f"all inputs must have the same shape: bottom "
+                                 f"'{self._bottom_name(i)}' {list(other)} vs {list(shape)}")
+        in_spatial = shape[self.channel_axis + 1:]
+        out_spatial = self._output_spatial(in_spatial)
+        if any(o <= 0 for o in out_spatial):
+            raise self.error(
+                f"output size {list(out_spatial)} is not positive for input {list(shape)} "
+                f"(kernel {list(self.kernel)}, pad {list(self.pad)}, stride {list(self.stride)}, "
+                f"dilation {list(self.dilation)})")
+        self.num = math.prod(shape[:self.channel_axis])
+        self.in_spatial, self.out_spatial = tuple(in_spatial), tuple(out_spatial)
+        image = out_spatial if self.reverse_dimensions else in_spatial
+        self._geometry = ConvGeometry(image, self.kernel, self.pad, self.stride, self.dilation)
+        self._cached = {}
+        top_shape = shape[:self.channel_axis] + (self.num_output,) + tuple(out_spatial)
+        self._reshaped_for, self._top_shapes = key, [top_shape] * len(bottom_shapes)
+        return list(self._top_shapes)
+
+    def _bottom_name(self, i):
+        return self.param.bottom[i] if i < len(self.param.bottom) else f"bottom{i}"
+
+    def fill_params(self, rng):
+        from caffe_cae.fillers import fill  # lazy: fillers are optional for pure inference
+
+        cp = self.param.convolution_param
+        w = self.blobs[0]
+        w.data[...] = fill(cp.weight_filler, w.shape, rng, w.dtype)
+        if self.bias_term:
+            b = self.blobs[1]
+            b.data[...] = fill(cp.bias_filler, b.shape, rng, b.dtype)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _as_conv(self, array, channels, spatial):
+        """View a blob array as (num, channels, *spatial)."""
+        return array.reshape((self.num, channels) + tuple(spatial))
+
+    def _weights3(self, array):
+        """Weight (or its diff) as (group, rows per group, cols per group) for batched GEMM."""
+        return array.reshape(self.group, array.shape[0] // self.group, -1)
+
+    def _grouped(self, cols):
+        return cols.reshape(self.group, cols.shape[0] // self.group, cols.shape[1])
+
+    def _gemm(self, a, b, name):
+        """Grouped GEMM into a workspace buffer: (G, m, k) @ (G, k, n) -> (G*m, n)."""
+        out = self._ws.get(name, (a.shape[0] * a.shape[1], b.shape[2]), b.dtype)
+        np.matmul(a, b, out=out.reshape(a.shape[0], a.shape[1], b.shape[2]))
+        return out
+
+    def _add_weight_grad(self, a, b):
+        """weight diff += a @ b^T per group (Caffe's weight_cpu_gemm, accumulating)."""
+        dw = self._weights3(self.blobs[0].diff)
+        tmp = self._ws.get("dweight", dw.shape, dw.dtype)
+        np.matmul(a, b.transpose(0, 2, 1), out=tmp)
+        dw += tmp
+
+    def _param_down(self, i):
+        flags = self.param_propagate_down
+        return flags is None or (i < len(flags) and bool(flags[i]))
+
+
+@register("Convolution")
+class ConvolutionLayer(BaseConvolution):
+    """Caffe's Convolution (cross-correlation, no kernel flip)."""
+
+    def _output_spatial(self, in_spatial):
+        return tuple(conv_out_size(i, k, p, s, d)
+                     for i, k, p, s, d in zip(in_spatial, self.kernel, self.pad, self.stride,
+                                              self.dilation))
+
+    def forward(self, bottom, top):
+        g = self._geometry
+        w = self._weights3(self.blobs[0].data)
+        for i, (b, t) in enumerate(zip(bottom, top)):
+            x = self._as_conv(b.data, self.channels, self.in_spatial)
+            col = im2col(x, g, self._ws, f"col{i}")
+            self._cached[i] = col
+            out = self._gemm(w, self._grouped(col), "out")
+            if self.bias_term:
+                out += self.blobs[1].data[:, None]
+            from_columns(out, g, self._as_conv(t.data, self.num_output, self.out_spatial))
+
+    def backward(self, top, propagate_down, bottom):
+        g = self._geometry
+        w = self._weights3(self.blobs[0].data)
+        for i, (b, t) in enumerate(zip(bottom, top)):
+            dy = to_columns(self._as_conv(t.diff, self.num_output, self.out_spatial), g,
+                            self._ws, "dy")
+            if self.bias_term and self._param_down(1):
+                self.blobs[1].diff += dy.sum(axis=1, dtype=dy.dtype)
+            if self._param_down(0):
+                col = self._cached.get(i)
+                if col is None or col.dtype != dy.dtype:
+                    x = self._as_conv(b.data, self.channels, self.in_spatial)
+                    col = im2col(x, g, self._ws, f"col{i}")
+                self._add_weight_grad(self._grouped(dy), self._grouped(col))
+            if propagate_down[i]:
+                dcol = self._gemm(w.transpose(0, 2, 1), self._grouped(dy), "dcol")
+                col2im(dcol, g, self._as_conv(b.diff, self.channels, self.in_spatial), self._ws)
+
+
+@register("Deconvolution")
+class DeconvolutionLayer(BaseConvolution):
+    """Caffe's Deconvolution: the transpose (backward-data pass) of Convolution."""
+
+    reverse_dimensions = True
+
+    def _output_spatial(self, in_spatial):
+        return tuple(
+            s * (i - 1) + d * (k - 1) + 1 - 2 * p
+            for i, k, p, s, d in zip(in_spatial, self.kernel, self.pad, self.stride,
+                                     self.dilation))
+
+    def forward(self, bottom, top):
+        g = self._geometry
+        w = self._weights3(self.blobs[0].data)
+        for i, (b, t) in enumerate(zip(bottom, top)):
+            x = to_columns(self._as_conv(b.data, self.channels, self.in_spatial), g, self._ws,
+                           f"x{i}")
+            self._cached[i] = x
+            col = self._gemm(w.transpose(0, 2, 1), self._grouped(x), "col")
+            y = self._as_conv(t.data, self.num_output, self.out_spatial)
+            col2im(col, g, y, self._ws)
+            if self.bias_term:
+                y3 = y.reshape(self.num, self.num_output, -1)
+                y3 += self.blobs[1].data[:, None]
+
+    def backward(self, top, propagate_down, bottom):
+        g = self._geometry
+        w = self._weights3(self.blobs[0].data)
+        for i, (b, t) in enumerate(zip(bottom, top)):
+            dy = self._as_conv(t.diff, self.num_output, self.out_spatial)
+            if self.bias_term and self._param_down(1):
+                self.blobs[1].diff += dy.reshape(self.num, self.num_output, -1).sum(
+                    axis=(0, 2), dtype=dy.dtype)
+            need_weight = self._param_down(0)
+            if not (need_weight or propagate_down[i]):
+                continue
+            col = self._grouped(im2col(dy, g, self._ws, "dcol"))
+            if need_weight:
+                x = self._cached.get(i)
+                if x is None or x.dtype != dy.dtype:
+                    x = to_columns(self._as_conv(b.data, self.channels, self.in_spatial), g,
+                                   self._ws, f"x{i}")
+                self._add_weight_grad(self._grouped(x), col)
+            if propagate_down[i]:
+                dx = self._gemm(w, col, "dx")
+                from_columns(dx, g, self._as_conv(b.diff, self.channels, self.in_spatial))

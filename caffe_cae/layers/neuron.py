@@ -1,0 +1,199 @@
+"""Element-wise neuron layers: Sigmoid, TanH, ReLU, Dropout, Power, AbsVal.
+
+One bottom, one top of the same shape.  All but AbsVal may run in place (top == bottom, the
+same Blob), as in Caffe; backward formulas then read the (overwritten) bottom exactly as
+Caffe's do.
+"""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from caffe_cae.layers.base import Layer
+from caffe_cae.layers.registry import register
+from caffe_cae.proto import caffe_pb2
+
+
+class NeuronLayer(Layer):
+    """Caffe's NeuronLayer: exactly one bottom and one top, top shaped like the bottom."""
+
+    exact_bottoms = 1
+    exact_tops = 1
+
+    def reshape(self, bottom_shapes):
+        return [tuple(bottom_shapes[0])]
+
+
+class RandomLayerMixin:
+    """Layers that draw random numbers while running (Dropout, shuffling data layers).
+
+    The Net hands its seeded ``numpy.random.Generator`` over through ``fill_params(rng)`` (or
+    assigns ``layer.rng``); a layer used alone falls back to a generator seeded from its name,
+    so results stay reproducible.
+    """
+
+    rng: np.random.Generator | None = None
+
+    def fill_params(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def random(self) -> np.random.Generator:
+        if self.rng is None:
+            self.rng = np.random.default_rng(zlib.crc32(self.name.encode()))
+        return self.rng
+
+
+@register("Sigmoid")
+class SigmoidLayer(NeuronLayer):
+    """y = 1/(1+exp(-x)), computed as Caffe does: 0.5*tanh(0.5*x) + 0.5."""
+
+    def forward(self, bottom, top):
+        y = top[0].data
+        np.multiply(bottom[0].data, 0.5, out=y)
+        np.tanh(y, out=y)
+        y *= 0.5
+        y += 0.5
+
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            y = top[0].data
+            bottom[0].diff[...] = top[0].diff * y * (1 - y)
+
+
+@register("TanH")
+class TanHLayer(NeuronLayer):
+    def forward(self, bottom, top):
+        np.tanh(bottom[0].data, out=top[0].data)
+
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            y = top[0].data
+            bottom[0].diff[...] = top[0].diff * (1 - y * y)
+
+
+@register("ReLU")
+class ReLULayer(NeuronLayer):
+    """y = max(x, 0) + negative_slope * min(x, 0); the gradient at x == 0 is negative_slope."""
+
+    gradient_check = "kink"
+
+    def setup(self, bottom_shapes):
+        self.negative_slope = float(self.param.relu_param.negative_slope)
+        return []
+
+    def forward(self, bottom, top):
+        x = bottom[0].data
+        if self.negative_slope == 0:
+            np.maximum(x, 0, out=top[0].data)
+        else:
+            top[0].data[...] = np.where(x > 0, x, x * x.dtype.type(self.negative_slope))
+
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            # In place, bottom.data holds y; y > 0 iff x > 0 (for slope >= 0), as in Caffe.
+            x = bottom[0].data
+            dy = top[0].diff
+            bottom[0].diff[...] = np.where(x > 0, dy, dy * dy.dtype.type(self.negative_slope))
+
+
+@register("Dropout")
+class DropoutLayer(RandomLayerMixin, NeuronLayer):
+    """TRAIN: keep each value with probability 1-ratio and scale it by 1/(1-ratio) (a new
+    Bernoulli mask every forward, drawn from the net's seeded rng); TEST: identity."""
+
+    def setup(self, bottom_shapes):
+        self.ratio = float(self.param.dropout_param.dropout_ratio)
+        if not 0.0 <= self.ratio < 1.0:
+            raise self.error(f"dropout_ratio must be in [0, 1), got {self.ratio:g}")
+        self.mask = None
+        return []
+
+    def forward(self, bottom, top):
+        x = bottom[0].data
+        if self.phase == caffe_pb2.TRAIN:
+            scale = x.dtype.type(1.0 / (1.0 - self.ratio))  # Caffe: Dtype scale_ = 1/(1-ratio)
+            self.mask = self.random().random(x.shape) >= self.ratio  # Bernoulli(1 - ratio)
+            np.multiply(x, self.mask * scale, out=top[0].data)
+        elif top[0].data is not x:
+            top[0].data[...] = x
+
+    def backward(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        dy = top[0].diff
+        if self.phase == caffe_pb2.TRAIN:
+            if self.mask is None:
+                raise self.error("backward before forward (no dropout mask)")
+            scale = dy.dtype.type(1.0 / (1.0 - self.ratio))
+            np.multiply(dy, self.mask * scale, out=bottom[0].diff)
+        elif bottom[0].diff is not dy:
+            bottom[0].diff[...] = dy
+
+
+@register("Power")
+class PowerLayer(NeuronLayer):
+    """y = (shift + scale*x)^power, with Caffe's special cases (constant output when
+    power*scale == 0; dedicated gradients for power 1, power 2 and shift 0)."""
+
+    def setup(self, bottom_shapes):
+        p = self.param.power_param
+        self.power, self.scale, self.shift = float(p.power), float(p.scale), float(p.shift)
+        self.diff_scale = self.power * self.scale
+        return []
+
+    def forward(self, bottom, top):
+        x, y = bottom[0].data, top[0].data
+        t = x.dtype.type
+        if self.diff_scale == 0:
+            y[...] = t(1.0) if self.power == 0 else t(self.shift) ** t(self.power)
+            return
+        base = x if self.scale == 1 else x * t(self.scale)
+        if self.shift != 0:
+            base = base + t(self.shift)
+        if self.power != 1:
+            base = np.power(base, t(self.power))
+        y[...] = base
+
+    def backward(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        x, dx, dy = bottom[0].data, bottom[0].diff, top[0].diff
+        t = x.dtype.type
+        if self.diff_scale == 0 or self.power == 1:
+            dx[...] = t(self.diff_scale)
+        elif self.power == 2:  # dy/dx = diff_scale*scale*x + diff_scale*shift
+            grad = t(self.diff_scale * self.scale) * x
+            if self.shift != 0:
+                grad += t(self.diff_scale * self.shift)
+            dx[...] = grad
+        elif self.shift == 0:  # dy/dx = power * y / x
+            dx[...] = top[0].data / x * t(self.power)
+        else:  # dy/dx = diff_scale * y / (shift + scale*x)
+            base = x * t(self.scale) if self.scale != 1 else x.copy()
+            base += t(self.shift)
+            grad = top[0].data / base
+            if self.diff_scale != 1:
+                grad *= t(self.diff_scale)
+            dx[...] = grad
+        if self.diff_scale != 0:
+            dx *= dy
+
+
+@register("AbsVal")
+class AbsValLayer(NeuronLayer):
+    """y = |x|; gradient sign(x) (0 at 0). Caffe refuses in-place AbsVal."""
+
+    gradient_check = "kink"
+
+    def setup(self, bottom_shapes):
+        if self.param.top and self.param.bottom and self.param.top[0] == self.param.bottom[0]:
+            raise self.error("AbsVal layer does not allow in-place computation")
+        return []
+
+    def forward(self, bottom, top):
+        np.abs(bottom[0].data, out=top[0].data)
+
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            np.multiply(np.sign(bottom[0].data), top[0].diff, out=bottom[0].diff)

@@ -1,0 +1,155 @@
+"""Softmax and SoftmaxWithLoss (multinomial logistic loss of the softmax)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from caffe_cae.layers.base import Layer
+from caffe_cae.layers.registry import register
+from caffe_cae.layers.shape import canonical_axis
+from caffe_cae.proto import caffe_pb2
+
+_NORM = caffe_pb2.LossParameter
+FLT_MIN = np.finfo(np.float32).tiny
+
+
+def softmax(x: np.ndarray, axis: int, out: np.ndarray) -> np.ndarray:
+    """Numerically stable softmax along ``axis`` written into ``out`` (may alias ``x``)."""
+    np.subtract(x, x.max(axis=axis, keepdims=True), out=out)
+    np.exp(out, out=out)
+    out /= out.sum(axis=axis, keepdims=True)
+    return out
+
+
+def loss_normalizer(layer: Layer, mode: int, outer: int, inner: int, valid_count: int) -> float:
+    """Caffe's LossLayer::GetNormalizer (at least 1)."""
+    if mode == _NORM.FULL:
+        value = outer * inner
+    elif mode == _NORM.VALID:
+        value = outer * inner if valid_count == -1 else valid_count
+    elif mode == _NORM.BATCH_SIZE:
+        value = outer
+    elif mode == _NORM.NONE:
+        value = 1
+    else:
+        raise layer.error(f"unknown normalization mode {mode}")
+    return max(1.0, float(value))
+
+
+def check_same_num(layer: Layer, bottom_shapes) -> None:
+    """LossLayer::Reshape: data and label share the first dimension."""
+    a, b = tuple(bottom_shapes[0]), tuple(bottom_shapes[1])
+    if not a or not b or a[0] != b[0]:
+        raise layer.error(
+            f"The data and label should have the same first dimension: bottom 0 {list(a)}, bottom 1 {list(b)}")
+
+
+@register("Softmax")
+class SoftmaxLayer(Layer):
+    """Softmax along ``softmax_param.axis`` (default 1, the channels)."""
+
+    exact_bottoms = 1
+    exact_tops = 1
+
+    def reshape(self, bottom_shapes):
+        shape = tuple(bottom_shapes[0])
+        self.axis = canonical_axis(self, self.param.softmax_param.axis, len(shape))
+        return [shape]
+
+    def forward(self, bottom, top):
+        softmax(bottom[0].data, self.axis, top[0].data)
+
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            y, dy = top[0].data, top[0].diff
+            dot = (dy * y).sum(axis=self.axis, keepdims=True)
+            np.multiply(dy - dot, y, out=bottom[0].diff)
+
+
+@register("SoftmaxWithLoss")
+class SoftmaxWithLossLayer(Layer):
+    """Softmax over ``softmax_param.axis`` then mean negative log-likelihood of the labels.
+
+    Bottoms: scores (..., C at ``axis``, ...) and integer-valued labels with one value per
+    position (count = outer*inner). ``loss_param``: ``ignore_label`` (skipped positions, zero
+    gradient), ``normalization`` FULL / VALID (default: non-ignored positions) / BATCH_SIZE /
+    NONE, or the legacy ``normalize`` (true = VALID, false = BATCH_SIZE). An optional second
+    top receives the probabilities.
+    """
+
+    exact_bottoms = 2
+    min_tops = 1
+    max_tops = 2
+    is_loss = True
+
+    def setup(self, bottom_shapes):
+        lp = self.param.loss_param
+        self.ignore_label = lp.ignore_label if lp.HasField("ignore_label") else None
+        if not lp.HasField("normalization") and lp.HasField("normalize"):
+            self.normalization = _NORM.VALID if lp.normalize else _NORM.BATCH_SIZE
+        else:
+            self.normalization = lp.normalization
+        return []
+
+    def allow_force_backward(self, bottom_index):
+        return bottom_index != 1
+
+    def reshape(self, bottom_shapes):
+        check_same_num(self, bottom_shapes)
+        shape = tuple(bottom_shapes[0])
+        self.axis = canonical_axis(self, self.param.softmax_param.axis, len(shape))
+        self.outer = math.prod(shape[:self.axis])
+        self.inner = math.prod(shape[self.axis + 1:])
+        n_labels = math.prod(bottom_shapes[1])
+        if self.outer * self.inner != n_labels:
+            raise self.error(
+                f"Number of labels must match number of predictions; e.g., if softmax axis == 1 and prediction "
+                f"shape is (N, C, H, W), label count (number of labels) must be N*H*W, with integer values in "
+                f"{{0, 1, ..., C-1}}: prediction {list(shape)}, label {list(bottom_shapes[1])}")
+        self.prob = None
+        return [()] + ([shape] if len(self.param.top) > 1 else [])
+
+    def _labels(self, label_blob, n_classes):
+        labels = label_blob.data.reshape(self.outer, self.inner).astype(np.int64)  # static_cast<int>
+        valid = np.ones(labels.shape, bool) if self.ignore_label is None else labels != self.ignore_label
+        bad = valid & ((labels < 0) | (labels >= n_classes))
+        if bad.any():
+            raise self.error(f"label value {int(labels[bad][0])} out of range [0, {n_classes})")
+        return np.where(valid, labels, 0), valid
+
+    def forward(self, bottom, top):
+        x = bottom[0].data
+        if len(top) > 1:  # Caffe: top[1] shares the internal probabilities
+            prob = top[1].data
+        elif self.prob is not None and self.prob.shape == x.shape and self.prob.dtype == x.dtype:
+            prob = self.prob  # reuse the buffer across iterations
+        else:
+            prob = np.empty_like(x)
+        softmax(x, self.axis, prob)
+        self.prob = prob
+        n_classes = x.shape[self.axis]
+        labels, valid = self._labels(bottom[1], n_classes)
+        p3 = prob.reshape(self.outer, n_classes, self.inner)
+        picked = np.take_along_axis(p3, labels[:, None, :], axis=1)[:, 0, :]
+        nll = -np.log(np.maximum(picked, picked.dtype.type(FLT_MIN)))
+        self.valid_count = int(valid.sum())
+        loss = nll[valid].sum(dtype=x.dtype)
+        norm = loss_normalizer(self, self.normalization, self.outer, self.inner, self.valid_count)
+        top[0].data[...] = loss / x.dtype.type(norm)
+
+    def backward(self, top, propagate_down, bottom):
+        if len(propagate_down) > 1 and propagate_down[1]:
+            raise self.error("SoftmaxWithLoss Layer cannot backpropagate to label inputs.")
+        if not propagate_down[0]:
+            return
+        x = bottom[0].data
+        n_classes = x.shape[self.axis]
+        labels, valid = self._labels(bottom[1], n_classes)
+        grad = self.prob.reshape(self.outer, n_classes, self.inner).copy()
+        rows, cols = np.nonzero(valid)
+        grad[rows, labels[rows, cols], cols] -= 1
+        grad *= valid[:, None, :]
+        norm = loss_normalizer(self, self.normalization, self.outer, self.inner, self.valid_count)
+        weight = top[0].diff.reshape(-1)[0] / x.dtype.type(norm)
+        np.multiply(grad.reshape(x.shape), weight, out=bottom[0].diff)

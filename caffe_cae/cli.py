@@ -20,6 +20,9 @@ COMMANDS = [
     "migrate",
     "gen",
     "params",
+    "train",
+    "test",
+    "timing",
     "export",
     "infer",
 ]

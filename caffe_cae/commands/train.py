@@ -1,0 +1,84 @@
+"""``caffe-cae train``: train a net with a Caffe solver, like ``caffe train``.
+
+    caffe-cae train --solver solver.prototxt                       # from the fillers
+    caffe-cae train --solver solver.prototxt --weights init.caffemodel
+    caffe-cae train --solver solver.prototxt --snapshot snap_iter_500.solverstate
+    caffe-cae train solver.prototxt --iterations 100               # solver file given directly
+
+Logs Caffe's lines (Iteration N, loss = ...; Test net output #k: ...) and writes snapshots
+``<snapshot_prefix>_iter_<N>.caffemodel`` / ``.solverstate``.  Ctrl-C snapshots and stops after
+the current iteration (twice: stop at once).  A non-finite loss stops with one line naming the
+iteration and the first layer whose output became NaN/inf; earlier snapshots are kept.
+Paths inside the files (net, HDF5 source lists) are relative to the current folder, as in Caffe.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+
+from caffe_cae.errors import CaffeCaeError
+
+log = logging.getLogger(__name__)
+
+#: a progress bar is shown for runs of at least this many iterations on a terminal
+PROGRESS_MIN_ITERS = 50
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train with a Caffe solver prototxt (caffe train)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("solver_file", nargs="?", metavar="SOLVER", help="solver prototxt (same as --solver)")
+    parser.add_argument("--solver", help="solver prototxt")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--weights", metavar="W[,W...]",
+                       help="caffemodel(s) to initialise the train net from (finetune)")
+    start.add_argument("--snapshot", metavar="STATE", help=".solverstate(.h5) to resume training from")
+    parser.add_argument("--iterations", type=int, metavar="N", help="train to iteration N (overrides max_iter)")
+    parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    parser.set_defaults(func=run)
+
+
+def solver_path(args) -> str:
+    if args.solver and args.solver_file and args.solver != args.solver_file:
+        raise CaffeCaeError("give the solver once (either SOLVER or --solver)")
+    path = args.solver or args.solver_file
+    if not path:
+        raise CaffeCaeError("need a solver: caffe-cae train --solver SOLVER.prototxt")
+    return path
+
+
+@contextlib.contextmanager
+def progress_bar(solver, enabled: bool):
+    """A tqdm bar over the remaining iterations on a terminal; log lines print above it."""
+    total = solver.param.max_iter - solver.iter
+    if not enabled or total < PROGRESS_MIN_ITERS or not sys.stderr.isatty():
+        yield
+        return
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with tqdm(total=total, unit="iter", leave=False, dynamic_ncols=True) as bar, logging_redirect_tqdm():
+        solver.add_callback(lambda s, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4g}", refresh=False)))
+        yield
+
+
+def run(args) -> int:
+    from caffe_cae.solvers import get_solver
+
+    path = solver_path(args)
+    if args.iterations is not None and args.iterations < 0:
+        raise CaffeCaeError(f"--iterations must be >= 0 (got {args.iterations})")
+    log.info("Using CPU (NumPy)")
+    solver = get_solver(path, weights=args.weights)
+    if args.iterations is not None:
+        solver.param.max_iter = args.iterations
+    log.info("Starting Optimization")
+    with progress_bar(solver, not args.no_progress):
+        solver.solve(resume_file=args.snapshot)
+    return 0

@@ -1,0 +1,87 @@
+"""The solvers on the real Net against every golden solver case of real Caffe: per-iteration
+losses and lrs, final weights, history, and resuming from Caffe's own snapshot files.
+
+Each case runs in a temporary copy of its folder (``train_list.txt`` is relative to the CWD,
+as in Caffe)."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from caffe_cae import get_solver, weights
+from tests.solvers.golden_cases import (ALL_CASES, assert_close, load, loss_tolerance,
+                                      params_with_prefix, tolerance)
+
+
+@pytest.fixture
+def case_dir(request, tmp_path, monkeypatch):
+    folder = load(request.param)[0]
+    target = tmp_path / request.param
+    shutil.copytree(folder, target)
+    monkeypatch.chdir(target)
+    return target
+
+
+def golden_final(folder, data, info, prefix="final"):
+    """``{(layer, i): array}`` after training: from the npz, or Caffe's snapshot (large cases)."""
+    if info["params_in_npz"] or prefix != "final":
+        return params_with_prefix(data, prefix)
+    snapshot = weights.read_weights(folder / f"snapshot_iter_{info['iters']}.caffemodel")
+    return {(layer, i): a for layer, arrays in snapshot.items() for i, a in enumerate(arrays)}
+
+
+def net_params(net):
+    return {(name, i): b.data for name, blobs in net.params.items() for i, b in enumerate(blobs)}
+
+
+def check_params(net, golden, tol, what):
+    mine = net_params(net)
+    assert golden
+    for key, array in golden.items():
+        assert_close(mine[key], array, tol, f"{what}/{key[0]}/{key[1]}")
+
+
+def run_steps(solver, n, loss_blobs):
+    lrs, losses = [], {b: [] for b in loss_blobs}
+    for _ in range(n):
+        lrs.append(solver.lr)
+        solver.step(1)
+        for blob in loss_blobs:
+            losses[blob].append(float(solver.net.blobs[blob].data))
+    return np.float32(lrs), losses
+
+
+@pytest.mark.parametrize("case_dir", ALL_CASES, indirect=True)
+def test_training_matches_caffe(case_dir):
+    folder, case_json, info, data = load(case_dir.name)
+    solver = get_solver("solver.prototxt")
+    solver.net.copy_from("init.caffemodel")
+    lrs, losses = run_steps(solver, info["iters"], info["loss_blobs"])
+    np.testing.assert_array_equal(lrs, data["iter_lr"])
+    for blob in info["loss_blobs"]:
+        assert_close(losses[blob], data[f"iter_loss/{blob}"], loss_tolerance(case_json),
+                     f"iter_loss/{blob}")
+    final_tol = tolerance(case_json, "final", 1e-3, 1e-6)
+    check_params(solver.net, golden_final(folder, data, info), final_tol, "final")
+    if "state/history/0" in data.files:
+        for i, mine in enumerate(solver.history):
+            assert_close(mine, data[f"state/history/{i}"], final_tol, f"state/history/{i}")
+    assert len(solver.history) == info["solverstate"]["n_history"]
+
+
+@pytest.mark.parametrize("case_dir", ALL_CASES, indirect=True)
+def test_resume_from_caffe_snapshot(case_dir):
+    folder, case_json, info, data = load(case_dir.name)
+    solver = get_solver("solver.prototxt")
+    solver.restore(f"snapshot_iter_{info['iters']}.solverstate")
+    assert solver.iter == info["iters"]
+    lrs, losses = run_steps(solver, info["resume_iters"], info["loss_blobs"])
+    np.testing.assert_array_equal(lrs, data["resume/iter_lr"])
+    for blob in info["loss_blobs"]:
+        assert_close(losses[blob], data[f"resume/iter_loss/{blob}"],
+                     loss_tolerance(case_json), f"resume/iter_loss/{blob}")
+    if info["params_in_npz"]:
+        check_params(solver.net, params_with_prefix(data, "resume/final"),
+                     tolerance(case_json, "final", 1e-3, 1e-6), "resume/final")

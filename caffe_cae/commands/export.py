@@ -1,0 +1,43 @@
+"""``caffe-cae export NET WEIGHTS -o model.onnx``: a trained net as an ONNX model.
+
+The TEST-phase graph is exported: data layers become inputs with a dynamic batch axis, loss and
+accuracy layers are left out, and the chosen blobs become outputs (default: every blob the net
+computes that no remaining layer consumes, e.g. the reconstruction ``deconv1neursig``).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+
+from caffe_cae.onnx.graph import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export", help="export a net and its weights to ONNX", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("net", help="net prototxt (any syntax; legacy files are upgraded)")
+    parser.add_argument("weights", nargs="?", help=".caffemodel or .caffemodel.h5 (default: the fillers' values)")
+    parser.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    parser.add_argument("--outputs", help="comma-separated blobs to output, e.g. ip2encode,deconv1neursig")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET})")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from caffe_cae.onnx import export, save
+
+    outputs = [b.strip() for b in args.outputs.split(",") if b.strip()] if args.outputs else None
+    model = export(args.net, args.weights, outputs=outputs, opset=args.opset)
+    save(model, args.output)
+    names = ", ".join(f"{o.name} {_dims(o)}" for o in model.graph.output)
+    log.info("Inputs: %s; outputs: %s", ", ".join(f"{i.name} {_dims(i)}" for i in model.graph.input), names)
+    return 0
+
+
+def _dims(value_info) -> str:
+    dims = value_info.type.tensor_type.shape.dim
+    return "x".join(d.dim_param or str(d.dim_value) for d in dims)

@@ -1,0 +1,146 @@
+"""Export a Caffe net (TEST phase, with its weights) to an ONNX model.
+
+Data layers become graph inputs with a dynamic batch axis, loss/Accuracy/Silence layers are left
+out, and the requested blobs (default: what the net computes besides its losses) become graph
+outputs.  Tensor names: a blob's final value keeps the blob name; values that in-place layers
+overwrite later are named ``<blob>@<layer>``.  Node names are the layer names.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from caffe_cae.errors import CaffeCaeError
+from caffe_cae.fileio import atomic_write_bytes
+from caffe_cae.onnx import ops_basic, ops_vision  # noqa: F401  (register the converters)
+from caffe_cae.onnx.converters import LayerContext, convert
+from caffe_cae.onnx.graph import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, GraphBuilder
+
+log = logging.getLogger(__name__)
+
+DATA_TYPES = {"Input", "HDF5Data", "MemoryData", "DummyData", "Data", "ImageData"}
+DROPPED_TYPES = {"Accuracy", "Silence"}
+BATCH = "N"
+
+
+def _dropped(layer) -> bool:
+    return layer.is_loss or layer.type in DROPPED_TYPES
+
+
+def export_net(net, outputs: list[str] | None = None, opset: int = DEFAULT_OPSET, name: str | None = None) -> onnx.ModelProto:
+    """Build the ONNX model of an interpreter ``Net`` (TEST phase, weights loaded)."""
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise CaffeCaeError(f"--opset {opset}: supported opsets are {MIN_OPSET}..{MAX_OPSET}")
+    layers = list(net.layers)
+    bottoms = [list(b) for b in net.bottom_names]
+    tops = [list(t) for t in net.top_names]
+
+    # Versions: every top written creates a new version of that blob (in-place layers overwrite).
+    version_of: dict[str, tuple[int, int]] = {}  # blob -> (layer index, top index) of latest write
+    inputs_of: list[list[tuple[int, int] | None]] = []
+    for i, layer in enumerate(layers):
+        inputs_of.append([version_of.get(b) for b in bottoms[i]])
+        for j, blob in enumerate(tops[i]):
+            version_of[blob] = (i, j)
+    final = dict(version_of)
+
+    if outputs is None:  # final values that no kept layer reads (in-place reads count per version)
+        consumed = {v for i, l in enumerate(layers) if not _dropped(l) for v in inputs_of[i]}
+        outputs = [
+            blob for blob, version in final.items()
+            if version not in consumed and not _dropped(layers[version[0]]) and layers[version[0]].type not in DATA_TYPES
+        ]
+    missing = [b for b in outputs if b not in final]
+    if missing:
+        raise CaffeCaeError(f"--outputs: no blob named {', '.join(map(repr, missing))}; blobs: {', '.join(final)}")
+    if not outputs:
+        raise CaffeCaeError("the net has nothing to export: no blob outside its loss layers (name one with --outputs)")
+
+    # Layers needed for the outputs (walk versions backwards).
+    needed_layers: set[int] = set()
+    stack = [final[b] for b in outputs]
+    while stack:
+        i, _ = stack.pop()
+        if i in needed_layers:
+            continue
+        needed_layers.add(i)
+        if _dropped(layers[i]):
+            raise layers[i].error("ONNX export: a requested output depends on this loss/accuracy layer")
+        stack.extend(v for v in inputs_of[i] if v is not None)
+
+    graph = GraphBuilder(opset)
+    tensor: dict[tuple[int, int], str] = {}
+    graph_inputs = []
+    for i in sorted(needed_layers):  # data layers first: their blob names become the input names
+        if layers[i].type in DATA_TYPES:
+            for j, blob in enumerate(tops[i]):
+                tensor[(i, j)] = graph.reserve(blob)
+                graph_inputs.append(_value_info(blob, net.blobs[blob].shape))
+    for i in sorted(needed_layers):
+        if layers[i].type in DATA_TYPES:
+            continue
+        for j, blob in enumerate(tops[i]):
+            preferred = blob if final[blob] == (i, j) else f"{blob}@{layers[i].name}"
+            tensor[(i, j)] = graph.fresh(preferred)
+
+    # Convert in net order.  Shapes are static from the net (every version of a blob has the
+    # blob's shape: in-place layers keep it); the batch axis stays dynamic.
+    shapes = {(i, j): tuple(net.blobs[blob].shape) for i in range(len(layers)) for j, blob in enumerate(tops[i])}
+    for i in sorted(needed_layers):
+        layer = layers[i]
+        if layer.type in DATA_TYPES:
+            continue
+        if any(v is None for v in inputs_of[i]):
+            raise layer.error("ONNX export: a bottom has no producer")
+        context = LayerContext(
+            graph=graph,
+            layer=layer,
+            inputs=[tensor[v] for v in inputs_of[i]],
+            outputs=[tensor[(i, j)] for j in range(len(tops[i]))],
+            bottom_shapes=[shapes[v] for v in inputs_of[i]],
+            top_shapes=[shapes[(i, j)] for j in range(len(tops[i]))],
+            params=[np.asarray(p.data, dtype=np.float32) for p in layer.blobs],
+        )
+        convert(context)
+
+    graph_outputs = [_value_info(tensor[final[b]], shapes[final[b]]) for b in outputs]
+    model = helper.make_model(
+        helper.make_graph(graph.nodes, name or net.name or "caffe_net", graph_inputs, graph_outputs, graph.initializers),
+        opset_imports=[helper.make_opsetid("", opset)],
+        producer_name="caffe-cae",
+    )
+    model.ir_version = min(helper.find_min_ir_version_for(list(model.opset_import)), 13)
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as err:  # a converter bug, not a user error
+        raise RuntimeError(f"exported model does not pass the ONNX checker: {err}") from err
+    return model
+
+
+def _value_info(name: str, shape) -> onnx.ValueInfoProto:
+    dims = [BATCH] + [int(d) for d in shape[1:]] if len(shape) else []
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, dims)
+
+
+def export(
+    net_path,
+    weights_path=None,
+    outputs: list[str] | None = None,
+    opset: int = DEFAULT_OPSET,
+) -> onnx.ModelProto:
+    """Load ``net_path`` (+ weights) in the TEST phase and export it."""
+    from caffe_cae.net import Net
+    from caffe_cae.proto import caffe_pb2
+
+    net = Net(net_path, weights=weights_path, phase=caffe_pb2.TEST)
+    return export_net(net, outputs=outputs, opset=opset)
+
+
+def save(model: onnx.ModelProto, path: str | os.PathLike) -> None:
+    """Write the model atomically."""
+    atomic_write_bytes(path, model.SerializeToString())
+    log.info("Wrote %s (opset %d, IR %d, %d nodes)", path, model.opset_import[0].version, model.ir_version, len(model.graph.node))

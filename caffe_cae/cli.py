@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"caffe-cae {args.command}: error: {err}", file=sys.stderr)
-        return 1
+        return getattr(err, "exit_status", 1)  # e.g. migrate: 2 = unparsable input, as Caffe's tools
     except KeyboardInterrupt:
         print(f"caffe-cae {args.command}: interrupted", file=sys.stderr)
         return 130

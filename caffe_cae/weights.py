@@ -196,15 +196,29 @@ def read_solverstate(path: str | os.PathLike) -> caffe_pb2.SolverState:
         for key in ("iter", "learned_net", "history"):
             if key not in handle:
                 raise CaffeCaeError(f"{path}: HDF5 solverstate has no '{key}'")
-        state.iter = int(np.asarray(handle["iter"]))
+        # Caffe's hdf5_save_int writes a rank-1 dataset of one int; .item() takes any single value.
+        state.iter = int(np.asarray(handle["iter"]).item())
         learned = np.asarray(handle["learned_net"]).item()
         state.learned_net = learned.decode() if isinstance(learned, bytes) else str(learned)
         if "current_step" in handle:
-            state.current_step = int(np.asarray(handle["current_step"]))
+            state.current_step = int(np.asarray(handle["current_step"]).item())
         history = handle["history"]
         for i in range(len(history)):
             state.history.append(array_to_blob(np.asarray(history[str(i)])))
     return state
+
+
+def _write_c_string(handle, name: str, text: str) -> None:
+    """A scalar dataset as ``H5LTmake_dataset_string`` makes it (NULLTERM, size strlen + 1)."""
+    import h5py
+
+    data = text.encode() + b"\0"
+    string_type = h5py.h5t.C_S1.copy()
+    string_type.set_size(len(data))
+    string_type.set_strpad(h5py.h5t.STR_NULLTERM)
+    space = h5py.h5s.create(h5py.h5s.SCALAR)
+    dataset = h5py.h5d.create(handle.id, name.encode(), string_type, space)
+    dataset.write(h5py.h5s.ALL, h5py.h5s.ALL, np.array(data, dtype=f"S{len(data)}"))
 
 
 def write_solverstate(path: str | os.PathLike, state: caffe_pb2.SolverState) -> None:
@@ -215,10 +229,12 @@ def write_solverstate(path: str | os.PathLike, state: caffe_pb2.SolverState) -> 
     import h5py
 
     def write(tmp: str) -> None:
+        # The layout of Caffe's H5LT calls: hdf5_save_int = rank 1, one int; hdf5_save_string =
+        # scalar NUL-terminated string of strlen + 1 bytes (Caffe reads it back with string(buf)).
         with h5py.File(tmp, "w") as handle:
-            handle.create_dataset("iter", data=np.int32(state.iter))
-            handle.create_dataset("learned_net", data=state.learned_net.encode())
-            handle.create_dataset("current_step", data=np.int32(state.current_step))
+            handle.create_dataset("iter", data=np.array([state.iter], np.int32))
+            _write_c_string(handle, "learned_net", state.learned_net)
+            handle.create_dataset("current_step", data=np.array([state.current_step], np.int32))
             group = handle.create_group("history")
             for i, blob in enumerate(state.history):
                 group.create_dataset(str(i), data=blob_to_array(blob))

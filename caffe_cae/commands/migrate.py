@@ -7,8 +7,8 @@
 Text is printed like Caffe's upgrade_net_proto_text (fields in field-number order, two-space
 indent); the comment block at the top of the input is kept.  What the upgrade did goes to stderr,
 including every Reshape inserted after an InnerProduct that feeds a spatial layer
-(--no-reshape-fix turns that off).  Exit status 1 when something could not be carried over (the
-output is still written, as Caffe does) or the input is refused.
+(--no-reshape-fix turns that off).  Exit status, as Caffe's tools: 1 when something could not be
+carried over (the output is still written) or the input is refused, 2 when it does not parse.
 """
 from __future__ import annotations
 
@@ -64,6 +64,12 @@ def run(args) -> int:
     return _migrate_net(args)
 
 
+def _unparsable(err: CaffeCaeError) -> CaffeCaeError:
+    """Caffe's upgrade tools exit 2 when the input does not parse ("Failed to parse input ...")."""
+    err.exit_status = 2
+    return err
+
+
 def _finish(notes, kind: str, output: str | None) -> int:
     if output and output != "-":
         logger.info("Wrote upgraded %s to %s", kind, output)
@@ -88,9 +94,9 @@ def _migrate_net(args) -> int:
         net, header = read_legacy_text(args.file, caffe_pb2.NetParameter)
     except CaffeCaeError as err:
         if "has no field named" in str(err) and _parses_as_solver(args.file):
-            raise CaffeCaeError(f"{args.file}: this is a solver, not a net; use "
-                                f"'caffe-cae migrate --solver {args.file}'") from None
-        raise
+            raise _unparsable(CaffeCaeError(f"{args.file}: this is a solver, not a net; use "
+                                            f"'caffe-cae migrate --solver {args.file}'")) from None
+        raise _unparsable(err)
     if not net_needs_upgrade(net):
         logger.info("File already in latest proto format: %s", args.file)
     upgraded, notes = upgrade_net(net, source=args.file, reshape_fix=args.reshape_fix)
@@ -107,7 +113,10 @@ def _parses_as_solver(path: str) -> bool:
 
 
 def _migrate_solver(args) -> int:
-    solver, header = read_legacy_text(args.file, caffe_pb2.SolverParameter)
+    try:
+        solver, header = read_legacy_text(args.file, caffe_pb2.SolverParameter)
+    except CaffeCaeError as err:
+        raise _unparsable(err)
     if not solver_needs_upgrade(solver):
         logger.info("File already in latest proto format: %s", args.file)
     upgraded, notes = upgrade_solver(solver, source=args.file)
@@ -118,7 +127,10 @@ def _migrate_solver(args) -> int:
 def _migrate_caffemodel(args) -> int:
     if not args.output or args.output == "-":
         raise CaffeCaeError(f"{args.file}: binary weights need an output file (-o NEW.caffemodel)")
-    net = weights.read_net_binary(args.file)
+    try:
+        net = weights.read_net_binary(args.file)
+    except CaffeCaeError as err:
+        raise _unparsable(err)
     if not net_needs_upgrade(net):
         logger.info("File already in latest proto format: %s", args.file)
     upgraded, notes = upgrade_caffemodel_with_notes(net, source=args.file,

@@ -75,7 +75,9 @@ def run(args) -> int:
     if args.iterations is not None and args.iterations < 0:
         raise CaffeCaeError(f"--iterations must be >= 0 (got {args.iterations})")
     log.info("Using CPU (NumPy)")
-    solver = get_solver(path, weights=args.weights)
+    # caffe train: --weights replaces the solver's `weights` field, --snapshot drops it.
+    solver = get_solver(path, weights=args.weights,
+                        replace_weights=bool(args.weights or args.snapshot))
     if args.iterations is not None:
         solver.param.max_iter = args.iterations
     log.info("Starting Optimization")

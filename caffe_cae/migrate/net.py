@@ -49,7 +49,9 @@ def upgrade_net(net_param: caffe_pb2.NetParameter, source: str | None = None,
     log = NoteLog(logger)
     net = caffe_pb2.NetParameter()
     net.CopyFrom(net_param)
-    if len(net.layer) and len(net.layers):
+    # A V0 net loses its 'layer' entries in UpgradeV0Net (which rebuilds the net), so Caffe
+    # only refuses the mix for V1 'layers'.
+    if len(net.layer) and len(net.layers) and not v0.needs_v0_upgrade(net):
         raise v1.mixed_syntax_error(net, where)
     legacy = len(net.layers) > 0
 

@@ -80,10 +80,11 @@ def upgrade_v0_net(net: caffe_pb2.NetParameter, log: NoteLog) -> caffe_pb2.NetPa
     out.input_dim.extend(padded.input_dim)
     if padded.HasField("force_backward"):
         out.force_backward = padded.force_backward
+    # Caffe drops these silently and still reports success (exit 0): warn, not a problem.
     for field, _ in net.ListFields():
         if field.name not in _NET_FIELDS_KEPT:
-            log.error(f"Net field '{field.name}' is not carried over by the V0 upgrade (Caffe drops "
-                      f"it); add it back to the upgraded net by hand if it matters.")
+            log.warning(f"Net field '{field.name}' is not carried over by the V0 upgrade (Caffe drops "
+                        f"it); add it back to the upgraded net by hand if it matters.")
     return out
 
 
@@ -142,16 +143,15 @@ def upgrade_v0_layer(connection: caffe_pb2.V1LayerParameter, layer: caffe_pb2.V1
     layer.top.extend(connection.top)
     compatible = True
     dropped = [f.name for f, _ in connection.ListFields() if f.name not in ("bottom", "top", "layer")]
+    # Caffe drops these without marking the upgrade incompatible: warnings, not problems.
     if not connection.HasField("layer"):
         if dropped:
-            log.error(f"Layer #{index} of a V0 net has no V0 'layer' field; its fields "
-                      f"{', '.join(dropped)} are dropped (Caffe keeps only bottom and top).")
-            compatible = False
+            log.warning(f"Layer #{index} of a V0 net has no V0 'layer' field; its fields "
+                        f"{', '.join(dropped)} are dropped (Caffe keeps only bottom and top).")
         return compatible
     if dropped:
-        log.error(f"{_v0_name(connection, index)}: V1 fields {', '.join(dropped)} next to a V0 "
-                  f"'layer' are dropped (Caffe reads only the V0 layer).")
-        compatible = False
+        log.warning(f"{_v0_name(connection, index)}: V1 fields {', '.join(dropped)} next to a V0 "
+                    f"'layer' are dropped (Caffe reads only the V0 layer).")
     v0 = connection.layer
     type_name = v0.type
     if v0.HasField("name"):

@@ -52,12 +52,21 @@ SOLVER_CLASSES = {cls.TYPE: cls for cls in (SGDSolver, NesterovSolver, AdaGradSo
                                             RMSPropSolver, AdaDeltaSolver, AdamSolver)}
 
 
-def get_solver(solver, weights=None) -> Solver:
-    """The solver for a solver prototxt path or SolverParameter, of the class its type names."""
+def get_solver(solver, weights=None, *, replace_weights: bool = False) -> Solver:
+    """The solver for a solver prototxt path or SolverParameter, of the class its type names.
+
+    ``weights``: caffemodel path(s) (comma-separated) copied in after the solver's own
+    ``weights`` field; with ``replace_weights=True`` they replace that field, as ``caffe train
+    --weights`` does (and ``--snapshot``, which passes no weights, drops it)."""
     if isinstance(solver, caffe_pb2.SolverParameter):
+        if replace_weights:
+            solver = caffe_pb2.SolverParameter.FromString(solver.SerializeToString())
+            solver.ClearField("weights")
         param = config.upgrade_solver(solver, None)
     else:
         param = config.read_solver(solver)
+        if replace_weights:
+            param.ClearField("weights")
     cls = SOLVER_CLASSES.get(param.type)
     if cls is None:
         where = solver if isinstance(solver, str) else "solver"

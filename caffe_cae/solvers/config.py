@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pathlib
 
 from caffe_cae import prototxt
 from caffe_cae.errors import CaffeCaeError
@@ -61,13 +60,44 @@ def upgrade_solver(param: caffe_pb2.SolverParameter, source: str | None) -> caff
 def fix_snapshot_prefix(param: caffe_pb2.SolverParameter, solver_path: str) -> None:
     """Caffe's UpgradeSnapshotPrefixProperty: no prefix -> solver path without extension;
     a prefix naming an existing directory -> ``<dir>/<solver file stem>``."""
-    solver = pathlib.PurePath(solver_path)
+    # boost::filesystem works on the path as written (no normalising of "./" or "//"): the
+    # prefix ends up in every solverstate's learned_net, so it is spelled exactly as Caffe's.
+    stem_path = _boost_split_extension(solver_path)[0]
     if not param.HasField("snapshot_prefix"):
-        param.snapshot_prefix = str(solver.with_suffix(""))
+        param.snapshot_prefix = stem_path
         log.info("snapshot_prefix was not specified and is set to %s", param.snapshot_prefix)
     elif os.path.isdir(param.snapshot_prefix):
-        param.snapshot_prefix = str(pathlib.PurePath(param.snapshot_prefix) / solver.stem)
+        stem = stem_path.rpartition("/")[2]  # boost's path(solver).stem()
+        prefix = param.snapshot_prefix
+        param.snapshot_prefix = prefix + stem if prefix.endswith("/") else f"{prefix}/{stem}"
         log.info("snapshot_prefix is a directory and is set to %s", param.snapshot_prefix)
+
+
+def _boost_split_extension(path: str) -> tuple[str, str]:
+    """``(path without extension, extension)`` as boost::filesystem v3's ``replace_extension()``
+    / ``extension()``: from the last dot of the file name, unless the name is "." or ".."."""
+    head, sep, name = path.rpartition("/")
+    if name in ("", ".", "..") or "." not in name:
+        return path, ""
+    dot = name.rfind(".")
+    return head + sep + name[:dot], name[dot:]
+
+
+def check_snapshot_writable(param: caffe_pb2.SolverParameter, where: str = "solver") -> None:
+    """Caffe's ``CheckSnapshotWritePermissions``: with ``snapshot`` set, create and remove
+    ``<prefix>_iter_0.tempfile`` so a missing folder is reported before training, not after."""
+    if not param.snapshot:
+        return
+    probe = f"{param.snapshot_prefix}_iter_0.tempfile"
+    try:
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError:
+        raise CaffeCaeError(
+            f"{where}: Cannot write to snapshot prefix '{param.snapshot_prefix}'.  Make sure that "
+            f"the directory exists and is writeable."
+        ) from None
 
 
 def check_solver(param: caffe_pb2.SolverParameter, where: str = "solver") -> None:
@@ -77,12 +107,15 @@ def check_solver(param: caffe_pb2.SolverParameter, where: str = "solver") -> Non
             f"{where}: unknown solver type '{param.type}'; known: {', '.join(SOLVER_TYPES)}"
         )
     check_policy(param, where)
-    if param.regularization_type not in REGULARIZATION_TYPES:
+    # Caffe only looks at regularization_type when some local_decay is non-zero.
+    if param.weight_decay != 0 and param.regularization_type not in REGULARIZATION_TYPES:
         raise CaffeCaeError(
             f"{where}: unknown regularization_type '{param.regularization_type}'; known: L2, L1"
         )
     if param.type in ("AdaGrad", "RMSProp") and param.momentum != 0:
         raise CaffeCaeError(f"{where}: momentum cannot be used with {param.type}")
+    if param.type == "RMSProp" and not 0 <= param.rms_decay < 1:
+        raise CaffeCaeError(f"{where}: rms_decay should lie between 0 and 1 (got {param.rms_decay:g})")
     if param.iter_size < 1:
         raise CaffeCaeError(f"{where}: iter_size must be >= 1 (got {param.iter_size})")
     if param.average_loss < 1:

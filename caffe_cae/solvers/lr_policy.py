@@ -44,7 +44,7 @@ def check_policy(param, where: str = "solver") -> None:
         )
     if policy in ("step", "sigmoid") and param.stepsize <= 0:
         raise CaffeCaeError(f"{where}: lr_policy '{policy}' needs stepsize > 0 (got {param.stepsize})")
-    if policy in ("step", "exp", "inv", "sigmoid") and param.gamma < 0:
+    if policy in ("step", "exp", "inv", "multistep", "sigmoid") and param.gamma < 0:
         raise CaffeCaeError(f"{where}: lr_policy '{policy}' needs gamma >= 0 (got {param.gamma:g})")
     if policy == "poly" and param.max_iter <= 0:
         raise CaffeCaeError(f"{where}: lr_policy 'poly' needs max_iter > 0")

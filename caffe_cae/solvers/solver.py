@@ -63,14 +63,18 @@ class Solver:
             param = param if param is not None else config.read_solver(self.source)
         self.param = param
         where = self.source or "solver"
+        if param.type != self.TYPE:  # as in Caffe, the class (caffe.AdamSolver(...)) decides
+            log.warning("%s: solver type '%s' ignored: this is a %sSolver "
+                        "(caffe_cae.get_solver picks the class from the type)", where, param.type, self.TYPE)
+            param.type = self.TYPE
         config.check_solver(param, where)
-        if param.type != self.TYPE:
-            raise CaffeCaeError(f"{where}: solver type is '{param.type}', not {self.TYPE} "
-                                f"(use caffe_cae.get_solver to pick the class)")
+        config.check_snapshot_writable(param, where)
         self.rule = RULES[param.type](param)
         self.iter = 0
         self.current_step = 0
         self.callbacks: list = []
+        #: pycaffe's Solver::Callback pairs (on_start, on_gradients_ready)
+        self._step_callbacks: list[tuple] = []
         self._losses: list[float] = []
         self.smoothed_loss = 0.0
         self._stop_requested = False
@@ -110,11 +114,13 @@ class Solver:
         log.info("Solver scaffolding done.")
 
     def _load_weights(self, extra_weights) -> None:
-        paths = list(self.param.weights)
+        # Caffe's LoadNetWeights: every entry is a comma-separated list, names trimmed.
+        entries = list(self.param.weights)
         if isinstance(extra_weights, str):
-            paths += [w for w in extra_weights.split(",") if w]
+            entries.append(extra_weights)
         elif extra_weights:
-            paths += list(extra_weights)
+            entries += list(extra_weights)
+        paths = [name.strip() for entry in entries for name in entry.split(",") if name.strip()]
         for path in paths:
             self.copy_weights(path)
 
@@ -143,9 +149,18 @@ class Solver:
         """Learning rate the next update will use (no side effect on ``current_step``)."""
         return float(learning_rate(self.param, self.iter, self.current_step)[0])
 
-    def add_callback(self, fn) -> None:
-        """``fn(solver, loss)`` is called after every iteration (progress bars, recording)."""
-        self.callbacks.append(fn)
+    def add_callback(self, fn, on_gradients_ready=None) -> None:
+        """``add_callback(fn)``: ``fn(solver, loss)`` is called after every iteration
+        (progress bars, recording).
+
+        ``add_callback(on_start, on_gradients_ready)`` is pycaffe's form: both are called
+        without arguments, ``on_start`` at the start of every iteration (after testing, before
+        the forward passes), ``on_gradients_ready`` once the gradients are accumulated, before
+        the update (``solver.lr`` is then the rate the update will use)."""
+        if on_gradients_ready is None:
+            self.callbacks.append(fn)
+        else:
+            self._step_callbacks.append((fn, on_gradients_ready))
 
     def request_stop(self, snapshot: bool = True) -> None:
         """Stop after the current iteration (and snapshot); safe to call from a signal handler."""
@@ -165,7 +180,10 @@ class Solver:
         with _stop_on_sigint(self):
             self.step(self.param.max_iter - self.iter)
         param = self.param
-        wanted = param.snapshot_after_train or self._snapshot_requested
+        # Caffe: snapshot_after_train && (!snapshot || iter_ % snapshot != 0); plus the
+        # snapshot a Ctrl-C asked for, unless this iteration's snapshot is already written.
+        wanted = (param.snapshot_after_train and (not param.snapshot or self.iter % param.snapshot != 0)
+                  or self._snapshot_requested)
         if wanted and self._last_snapshot_iter != self.iter:
             self.snapshot()
         if self._stop_requested:
@@ -195,6 +213,8 @@ class Solver:
                 self.test_all()
                 if self._stop_requested:  # Ctrl-C while testing
                     break
+            for on_start, _ in self._step_callbacks:
+                on_start()
             display = bool(param.display) and self.iter % param.display == 0
             loss = 0.0
             # NaN/overflow warnings are replaced by the divergence diagnosis below.
@@ -212,6 +232,8 @@ class Solver:
                          _g(per_s), _g(lapse), param.display, _g(self.smoothed_loss))
                 timer_start, iter_last = time.perf_counter(), self.iter
                 self._log_outputs(self.net, "Train", None)
+            for _, on_gradients_ready in self._step_callbacks:
+                on_gradients_ready()
             self.apply_update(display)
             self.iter += 1
             for callback in self.callbacks:
@@ -232,7 +254,10 @@ class Solver:
     def apply_update(self, display: bool = False) -> None:
         """``SGDSolver::ApplyUpdate``: lr, clipping, then per param normalise, regularise,
         update rule, and ``W -= step``."""
+        step_before = self.current_step
         rate, self.current_step = learning_rate(self.param, self.iter, self.current_step)
+        if self.param.lr_policy == "multistep" and self.current_step != step_before:
+            log.info("MultiStep Status: Iteration %d, step = %d", self.iter, self.current_step)
         if display:
             log.info("Iteration %d, lr = %s", self.iter, _g(rate))
         params = self.net.learnable_params

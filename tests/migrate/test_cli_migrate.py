@@ -42,7 +42,7 @@ def test_problems_write_output_and_exit_1(tmp_path, migrate_main):
 def test_solver_given_as_net_gets_a_hint(migrate_main):
     solver = DATA / "legacy_cae" / "solver-mnistCAE10sym020203.prototxt"
     result = migrate_main(solver)
-    assert result.returncode == 1 and "use 'caffe-cae migrate --solver" in result.error
+    assert result.returncode == 2 and "use 'caffe-cae migrate --solver" in result.error
     assert len(result.error.strip().splitlines()) == 1
 
 

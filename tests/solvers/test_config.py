@@ -20,7 +20,7 @@ def solver(text):
 @pytest.mark.parametrize("text, message", [
     (BASE + 'type: "AdaGrad"\nmomentum: 0.9\n', "s.prototxt: momentum cannot be used with AdaGrad"),
     (BASE + 'type: "RMSProp"\nmomentum: 0.9\n', "s.prototxt: momentum cannot be used with RMSProp"),
-    (BASE + 'regularization_type: "L3"\n', "s.prototxt: unknown regularization_type 'L3'; known: L2, L1"),
+    (BASE + 'weight_decay: 0.01\nregularization_type: "L3"\n', "s.prototxt: unknown regularization_type 'L3'; known: L2, L1"),
     (BASE + "iter_size: 0\n", "s.prototxt: iter_size must be >= 1 (got 0)"),
     (BASE + "average_loss: 0\n", "s.prototxt: average_loss must be >= 1 (got 0)"),
     ('base_lr: 0.1\nlr_policy: "step"\n', "s.prototxt: lr_policy 'step' needs stepsize > 0 (got 0)"),

@@ -80,7 +80,7 @@ def test_hdf5_snapshot_layout(tmp_path):
     model, state_path = solver.snapshot()
     assert model.endswith("snap_iter_2.caffemodel.h5") and state_path.endswith("snap_iter_2.solverstate.h5")
     with h5py.File(state_path, "r") as handle:
-        assert int(np.asarray(handle["iter"])) == 2
+        assert handle["iter"].shape == (1,) and int(handle["iter"][0]) == 2  # hdf5_save_int: rank 1
         assert np.asarray(handle["learned_net"]).item().decode() == model
         assert len(handle["history"]) == 4
     with h5py.File(model, "r") as handle:

@@ -1,22 +1,25 @@
 """im2col / col2im for Caffe's (de)convolutions, batched over the whole mini-batch.
 
-Caffe convolves one image at a time (``im2col`` then one GEMM per image and group).  Here the
-column matrix holds *all* images, so a layer does one (grouped) GEMM per pass:
+Caffe convolves one image at a time (``im2col`` then one GEMM per image and group).  Here one
+im2col covers *all* images and a layer does one (batched, grouped) ``np.matmul`` per pass.
+Rows of a column matrix are (c, k...) -- c: channel, k: kernel offset per spatial axis; its
+columns are output positions.  Two layouts, picked per geometry for speed (same numerics up to
+float summation order):
 
-    col[(c, k...), cols]      c: channel, k: kernel offset per spatial axis,
-                              cols: (n, o...) or (o..., n) -- see ``ConvGeometry.batch_inner``
-
-``cols`` enumerates (sample, output position).  Two orders are used, picked per geometry for
-speed (the numerics are identical):
-
-* ``batch_inner=False``: cols = (n, o...): large images; im2col reads the images in place.
-* ``batch_inner=True``:  cols = (o..., n): small images (e.g. 8x8).  The images are first
-  transposed to (c, spatial..., n), so every strided copy and every col2im accumulation runs over
-  long contiguous rows of o_last*N values instead of o_last-long rows.
+* per image (``batch_inner=False``, large images): ``col`` is (num, C * prod(kernel), prod(out))
+  -- one column matrix per image, as Caffe's.  im2col reads the images in place, the GEMMs are
+  batched over the images (``np.matmul`` on 3-D arrays: each image's product lands directly in
+  the top / bottom-diff blob, no transposed copies) and col2im adds whole-batch slices.
+* batch inner (``batch_inner=True``, small images, e.g. 8x8): ``col`` is
+  (C * prod(kernel), prod(out) * num), columns ordered (o..., n).  The images are first
+  transposed to (C, spatial..., num), so every strided copy and every col2im accumulation runs
+  over long contiguous rows of o_last*N values instead of o_last-long rows, and one large GEMM
+  covers the whole batch.
 
 ``im2col`` is one ``as_strided`` copy; ``col2im`` loops over the kernel offsets (kh*kw
-iterations), adding one strided slice each (no ``np.add.at``).  Scratch arrays live in a
-:class:`Workspace` and are reused across calls.
+iterations), adding one strided slice each (no ``np.add.at``).  Both, and the layout copies,
+are split over channels or images on :mod:`caffe_cae.parallel`'s threads.  Scratch arrays
+live in a :class:`Workspace` and are reused across calls.
 """
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ import math
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+
+from caffe_cae.parallel import split
 
 #: Geometries whose output has fewer positions than this use the batch-inner column order.
 BATCH_INNER_BELOW = 256
@@ -108,7 +113,8 @@ class ConvGeometry:
 
 
 def im2col(x: np.ndarray, g: ConvGeometry, ws: Workspace, name: str = "col") -> np.ndarray:
-    """Columns of ``x`` (num, C, *image) as a (C * prod(kernel), num * prod(out)) array.
+    """Columns of ``x`` (num, C, *image): (num, C * prod(kernel), prod(out)) per image, or
+    (C * prod(kernel), prod(out) * num) when ``g.batch_inner``.
 
     The returned array is a workspace buffer named ``name`` (valid until the next call that
     uses the same name).
@@ -118,64 +124,81 @@ def im2col(x: np.ndarray, g: ConvGeometry, ws: Workspace, name: str = "col") -> 
     if g.batch_inner:
         # Transposed image (C, *padded, num): padding border stays zero (never written).
         image = ws.get(name + ".image", (channels,) + g.padded + (num,), x.dtype)
-        np.copyto(image[(all_,) + g._interior() + (all_,)], np.moveaxis(x, 0, -1))
+        _copy(image[(all_,) + g._interior() + (all_,)], np.moveaxis(x, 0, -1))
         sc, ss, sn = image.strides[0], image.strides[1:-1], image.strides[-1]
         shape = (channels,) + g.kernel + g.out + (num,)
         strides = ((sc,) + tuple(s * d for s, d in zip(ss, g.dilation))
                    + tuple(s * t for s, t in zip(ss, g.stride)) + (sn,))
+        rows = (channels * g.kernel_size, g.out_size * num)
     else:
         if g.has_pad:
             image = ws.get(name + ".image", (num, channels) + g.padded, x.dtype)
-            np.copyto(image[(all_, all_) + g._interior()], x)
+            _copy(image[(all_, all_) + g._interior()], x)
         else:
             image = x
         sn, sc, ss = image.strides[0], image.strides[1], image.strides[2:]
-        shape = (channels,) + g.kernel + (num,) + g.out
-        strides = ((sc,) + tuple(s * d for s, d in zip(ss, g.dilation)) + (sn,)
+        shape = (num, channels) + g.kernel + g.out
+        strides = ((sn, sc) + tuple(s * d for s, d in zip(ss, g.dilation))
                    + tuple(s * t for s, t in zip(ss, g.stride)))
+        rows = (num, channels * g.kernel_size, g.out_size)
     view = as_strided(image, shape=shape, strides=strides, writeable=False)
     col = ws.get(name, shape, x.dtype)
-    np.copyto(col, view)
-    return col.reshape(channels * g.kernel_size, num * g.out_size)
+    _copy(col, view)
+    return col.reshape(rows)
+
+
+def _copy(dst: np.ndarray, src: np.ndarray) -> None:
+    """``np.copyto(dst, src)`` split along the first axis over the threads."""
+    split(lambda lo, hi: np.copyto(dst[lo:hi], src[lo:hi]), dst.shape[0], dst.size)
 
 
 def col2im(col: np.ndarray, g: ConvGeometry, out: np.ndarray, ws: Workspace,
            name: str = "col2im") -> None:
     """Sum columns back into images: ``out`` (num, C, *image) is assigned (Caffe's col2im).
 
-    ``col`` is (C * prod(kernel), num * prod(out)) in the geometry's column order.
+    ``col`` is in the geometry's layout (see :func:`im2col`).  Every image cell adds its
+    contributions in kernel-offset order, whatever the thread split.
     """
     num, channels = out.shape[:2]
     all_ = slice(None)
     if g.batch_inner:
         image = ws.get(name + ".image", (channels,) + g.padded + (num,), out.dtype)
-        image.fill(0)
         colv = col.reshape((channels,) + g.kernel + g.out + (num,))
-        for offset in g.offsets:
-            image[(all_,) + g._offset_slices(offset) + (all_,)] += colv[(all_,) + offset]
-        np.copyto(out, np.moveaxis(image[(all_,) + g._interior() + (all_,)], -1, 0))
+        interior = g._interior()
+
+        def channels_part(lo, hi):
+            part = image[lo:hi]
+            part.fill(0)
+            for offset in g.offsets:
+                part[(all_,) + g._offset_slices(offset) + (all_,)] += colv[(slice(lo, hi),) + offset]
+            np.copyto(out[:, lo:hi], np.moveaxis(part[(all_,) + interior + (all_,)], -1, 0))
+
+        split(channels_part, channels, colv.size)
         return
-    if g.has_pad:
-        image = ws.get(name + ".image", (num, channels) + g.padded, out.dtype)
-    else:
-        image = out
-    image.fill(0)
-    colv = col.reshape((channels,) + g.kernel + (num,) + g.out)
-    for offset in g.offsets:
-        image[(all_, all_) + g._offset_slices(offset)] += colv[(all_,) + offset].swapaxes(0, 1)
-    if g.has_pad:
-        np.copyto(out, image[(all_, all_) + g._interior()])
+    image = ws.get(name + ".image", (num, channels) + g.padded, out.dtype) if g.has_pad else out
+    colv = col.reshape((num, channels) + g.kernel + g.out)
+
+    def images_part(lo, hi):
+        part = image[lo:hi]
+        part.fill(0)
+        for offset in g.offsets:
+            part[(all_, all_) + g._offset_slices(offset)] += colv[(slice(lo, hi), all_) + offset]
+        if g.has_pad:
+            np.copyto(out[lo:hi], part[(all_, all_) + g._interior()])
+
+    split(images_part, num, colv.size)
 
 
 def to_columns(a: np.ndarray, g: ConvGeometry, ws: Workspace, name: str) -> np.ndarray:
-    """(num, C, *out) -> (C, num * prod(out)) in the geometry's column order (a copy)."""
+    """(num, C, *out) -> (C, num * prod(out)) in the batch-inner or (n, o) column order (a
+    copy; the per-image layout needs none: it is ``a.reshape(num, C, prod(out))``)."""
     num, channels = a.shape[:2]
     if g.batch_inner:
         buf = ws.get(name, (channels,) + g.out + (num,), a.dtype)
-        np.copyto(buf, np.moveaxis(a, 0, -1))
+        _copy(buf, np.moveaxis(a, 0, -1))
     else:
         buf = ws.get(name, (channels, num) + g.out, a.dtype)
-        np.copyto(buf, a.swapaxes(0, 1))
+        _copy(buf, a.swapaxes(0, 1))
     return buf.reshape(channels, num * g.out_size)
 
 
@@ -183,6 +206,8 @@ def from_columns(buf: np.ndarray, g: ConvGeometry, out: np.ndarray) -> None:
     """Inverse of :func:`to_columns`: assign (C, cols) to ``out`` (num, C, *out)."""
     num, channels = out.shape[:2]
     if g.batch_inner:
-        np.copyto(out, np.moveaxis(buf.reshape((channels,) + g.out + (num,)), -1, 0))
+        source = np.moveaxis(buf.reshape((channels,) + g.out + (num,)), -1, 0)
     else:
-        np.copyto(out, buf.reshape((channels, num) + g.out).swapaxes(0, 1))
+        source = buf.reshape((channels, num) + g.out).swapaxes(0, 1)
+    # split over channels (axis 1): each part reads a contiguous block of ``buf``
+    split(lambda lo, hi: np.copyto(out[:, lo:hi], source[:, lo:hi]), channels, out.size)

@@ -17,6 +17,7 @@ diffs accumulate until :meth:`Net.clear_param_diffs`, which the solver calls).
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections import OrderedDict
@@ -30,7 +31,9 @@ from caffe_cae.netgraph.graph import (
     AUTOMATIC_TOP, LayerNode, NetGraph, build_graph, shape_string, top_shapes_of,
 )
 from caffe_cae.netgraph.logs import quiet_loggers
-from caffe_cae.netgraph.trained import copy_trained_layers, net_to_proto, write_hdf5
+from caffe_cae.netgraph.trained import (
+    copy_layers_from_hdf5, copy_trained_layers, net_to_proto, write_hdf5,
+)
 from caffe_cae.proto import caffe_pb2
 from caffe_cae.weights import write_binary
 
@@ -95,6 +98,39 @@ def set_net_state(param: caffe_pb2.NetParameter, phase=None, level=None, stages=
     param.state.stage.extend(stages or ())
 
 
+def _positional_forms(args, phase, level, stages, weights):
+    """pycaffe's positional arguments after the prototxt: ``(phase, level, stages, weights)``,
+    or the legacy ``(weights, phase)`` when the first one is a path."""
+    if not args:
+        return phase, level, stages, weights
+    legacy = isinstance(args[0], (str, os.PathLike)) or (args[0] is None and len(args) == 2)
+    names = ("weights", "phase") if legacy else ("phase", "level", "stages", "weights")
+    if len(args) > len(names):
+        raise TypeError(f"Net(net, {', '.join(names)}): too many positional arguments")
+    given = {"phase": phase, "level": level, "stages": stages, "weights": weights}
+    for name, value in zip(names, args):
+        if given[name] is not None:
+            raise TypeError(f"Net(): {name} given twice")
+        given[name] = value
+    return given["phase"], given["level"], given["stages"], given["weights"]
+
+
+# Caffe::set_random_seed: nets built without an explicit seed draw theirs from this generator.
+_seed_source: np.random.Generator | None = None
+
+
+def set_random_seed(seed: int) -> None:
+    """Like ``caffe.set_random_seed``: nets created afterwards without ``seed=`` fill their
+    weights (and draw Dropout masks, shuffles) reproducibly.  The values differ from Caffe's,
+    whose generator is not NumPy's; load a caffemodel to get Caffe's exact weights."""
+    global _seed_source
+    _seed_source = np.random.default_rng(int(seed))
+
+
+def _next_seed() -> int | None:
+    return None if _seed_source is None else int(_seed_source.integers(2**63))
+
+
 # --------------------------------------------------------------------------------------------
 
 
@@ -113,34 +149,58 @@ class _ByIndexOrName(list):
                 raise KeyError(key) from None
         return super().__getitem__(key)
 
+    # pycaffe's top_names/bottom_names are OrderedDicts keyed by layer name: the dict methods
+    # work here too (iteration, though, yields the per-layer lists, in layer order).
+    def __contains__(self, key) -> bool:
+        return key in self._names if isinstance(key, str) else super().__contains__(key)
+
+    def keys(self) -> list[str]:
+        return list(dict.fromkeys(self._names))
+
+    def values(self) -> list:
+        return [self[name] for name in self.keys()]
+
+    def items(self) -> list:
+        return [(name, self[name]) for name in self.keys()]
+
+    def get(self, name: str, default=None):
+        return self[name] if name in self._names else default
+
 
 class Net:
     """A Caffe net with Caffe's semantics and pycaffe's interface.
 
-    ``Net(net, weights=None, phase=None, level=None, stages=(), dtype=np.float32, seed=None)``
+    ``Net(net, phase=None, level=None, stages=None, weights=None, dtype=np.float32, seed=None)``
+
+    pycaffe's forms all work: ``Net(file, caffe_cae.TEST)``, ``Net(file, TEST, weights=w)``,
+    ``Net(file, TEST, level, stages, weights)``, ``Net(network_file=file, phase=TEST)`` and
+    the legacy ``Net(file, weights, TEST)``.
 
     Args:
         net: a prototxt path or a ``NetParameter`` (any syntax; legacy files are upgraded).
-        weights: optional ``.caffemodel`` / ``.caffemodel.h5`` to copy in (:meth:`copy_from`).
         phase: ``caffe_cae.TRAIN`` or ``caffe_cae.TEST``; default: the file's ``state.phase``
-            (TEST when unset, as in Caffe).  pycaffe's positional forms ``Net(file, phase)``
-            and ``Net(file, weights, phase)`` work too.
-        level, stages: the NetState level (replaces the file's) and extra stages.
+            (TEST when unset, as in Caffe).
+        level: the NetState level.  For a path it replaces the file's, default 0, as pycaffe
+            and ``caffe test`` do; a ``NetParameter`` keeps its own unless given (like
+            ``Net(const NetParameter&)``, which the solver uses).
+        stages: extra NetState stages (added to the file's).
+        weights: optional ``.caffemodel`` / ``.caffemodel.h5`` to copy in (:meth:`copy_from`).
         dtype: ``np.float32`` (Caffe's float) or ``np.float64`` (gradient checks).
-        seed: seed of the NumPy generator the fillers draw from.
+        seed: seed of the NumPy generator the fillers draw from; default: drawn from the
+            generator :func:`set_random_seed` seeded, else fresh entropy.
     """
 
-    def __init__(self, net, *args, weights=None, phase=None, level=None, stages=(),
-                 dtype=np.float32, seed=None):
-        if len(args) > 2:
-            raise TypeError("Net(net, [weights], [phase]): too many positional arguments")
-        for arg in args:  # pycaffe's positional forms: Net(file, phase), Net(file, weights, phase)
-            if isinstance(arg, (int, np.integer)) and not isinstance(arg, bool):
-                phase = int(arg)
-            elif arg is not None:
-                if weights is not None:
-                    raise TypeError("Net(): weights given twice")
-                weights = arg
+    def __init__(self, net=None, *args, weights=None, phase=None, level=None, stages=None,
+                 dtype=np.float32, seed=None, network_file=None):
+        if network_file is not None:  # pycaffe's keyword name for the prototxt
+            if net is not None:
+                raise TypeError("Net(): network_file given twice")
+            net = network_file
+        if net is None:
+            raise TypeError("Net() needs a prototxt path or a NetParameter")
+        phase, level, stages, weights = _positional_forms(args, phase, level, stages, weights)
+        if level is None and not isinstance(net, caffe_pb2.NetParameter):
+            level = 0
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise CaffeCaeError(f"dtype must be float32 or float64, not {self.dtype}")
@@ -149,7 +209,9 @@ class Net:
         log.info("Initializing net '%s' from %s", param.name, self.source)
         self.graph: NetGraph = build_graph(param)
         self.name = self.graph.name
-        self._rng = np.random.default_rng(seed)
+        self._rng = np.random.default_rng(seed if seed is not None else _next_seed())
+        #: pycaffe's before/after forward/backward callbacks; None while there are none
+        self._layer_callbacks: dict[str, list] | None = None
         self._blobs_by_name: OrderedDict[str, Blob] | None = None
         self._params_by_name: OrderedDict[str, list[Blob]] | None = None
         self._blob_list = [
@@ -221,19 +283,17 @@ class Net:
 
     @property
     def layer_dict(self) -> "OrderedDict[str, object]":
-        out: OrderedDict[str, object] = OrderedDict()
-        for node in self.graph.layers:
-            out.setdefault(node.name, node.layer)
-        return out
+        """Layers by name, like pycaffe (a repeated name: the last such layer)."""
+        return OrderedDict((node.name, node.layer) for node in self.graph.layers)
 
     @property
     def params(self) -> "OrderedDict[str, list[Blob]]":
-        """Parameter blobs by layer name (layers with parameters; the first layer of a name)."""
+        """Parameter blobs by layer name, layers with parameters only, like pycaffe (a
+        repeated name: the last such layer's blobs)."""
         if self._params_by_name is None:
-            self._params_by_name = OrderedDict()
-            for node in self.graph.layers:
-                if node.layer.blobs:
-                    self._params_by_name.setdefault(node.name, node.layer.blobs)
+            self._params_by_name = OrderedDict(
+                (node.name, node.layer.blobs) for node in self.graph.layers if node.layer.blobs
+            )
         return self._params_by_name
 
     @property
@@ -301,6 +361,46 @@ class Net:
     def param_display_names(self) -> list[str]:
         return [entry.display_name for entry in self.graph.params]
 
+    # -- pycaffe's underscored views of the C++ Net (used by code written against pycaffe) --------
+    @property
+    def _layer_names(self) -> list[str]:
+        return self.layer_names
+
+    @property
+    def _blob_names(self) -> list[str]:
+        return list(self.blobs)
+
+    @property
+    def _blobs(self) -> list[Blob]:
+        return list(self._blob_list)
+
+    @property
+    def _inputs(self) -> list[int]:
+        """Indices (into ``_blobs``) of the input blobs."""
+        return list(self.graph.input_ids)
+
+    @property
+    def _outputs(self) -> list[int]:
+        return list(self.graph.output_ids)
+
+    @property
+    def _blob_loss_weights(self) -> list[float]:
+        return list(self.blob_loss_weights.values())
+
+    def _top_ids(self, i: int) -> list[int]:
+        return list(self.graph.layers[i].top_ids)
+
+    def _bottom_ids(self, i: int) -> list[int]:
+        return list(self.graph.layers[i].bottom_ids)
+
+    def _forward(self, start: int, end: int) -> float:
+        """Net::ForwardFromTo(start, end) on layer indices (inclusive); returns the loss."""
+        return self.forward_from_to(start, end)
+
+    def _backward(self, start: int, end: int) -> None:
+        """Net::BackwardFromTo(start, end) on layer indices (start >= end, inclusive)."""
+        self.backward_from_to(start, end)
+
     # -- running ------------------------------------------------------------------------------
     def _layer_range(self, start, end, backward: bool) -> tuple[int, int]:
         def index(key, default):
@@ -341,7 +441,9 @@ class Net:
             self._reshape_layer(node, force=True)
 
     def _forward_from_to(self, start: int, end: int) -> float:
-        loss = 0.0
+        if self._layer_callbacks is not None:
+            return self._with_layer_callbacks("forward", start, end)
+        loss = self.dtype.type(0)  # Caffe sums the layer losses in Dtype
         blobs = self._blob_list
         for node in self.graph.layers[start:end + 1]:
             self._reshape_layer(node)
@@ -350,17 +452,21 @@ class Net:
             node.layer.forward(bottom, top)
             for blob, weight in zip(top, node.loss_weights):
                 if weight:  # Layer::Forward: loss = dot(top data, top diff = loss weight)
-                    loss += float(np.dot(blob.data.ravel(), blob.diff.ravel()))
-        return loss
+                    loss += np.dot(blob.data.ravel(), blob.diff.ravel())
+        return float(loss)
 
     def _backward_from_to(self, start: int, end: int) -> None:
+        if self._layer_callbacks is not None:
+            self._with_layer_callbacks("backward", start, end)
+            return
         blobs = self._blob_list
         for node in self.graph.layers[start:end - 1 if end > 0 else None:-1]:
             if not node.need_backward:
                 continue
             params = node.layer.blobs
             frozen = [k for k, down in enumerate(node.param_propagate_down) if not down]
-            if not any(node.bottom_need_backward) and len(frozen) == len(params):
+            if (not any(node.bottom_need_backward) and len(frozen) == len(params)
+                    and not getattr(node.layer, "backward_ignores_propagate_down", False)):
                 continue  # nothing to compute (Caffe's call would be a no-op)
             kept = [params[k].diff.copy() for k in frozen]
             node.layer.backward(
@@ -396,7 +502,10 @@ class Net:
         the outputs (or, with ``end``, that layer's tops) plus any ``blobs`` asked for.
 
         Keyword arguments feed Input blobs (``net.forward(data=x)``); an array of another shape
-        reshapes the input and the layers after it.
+        reshapes the input and the layers after it.  Differences from pycaffe, on purpose: some
+        inputs may be left out (they keep their blob's values), another batch size is accepted,
+        and the returned arrays are copies (pycaffe hands out the blobs' own arrays, which the
+        next forward overwrites; ``net.blobs[name].data`` is the live array here too).
         """
         self._set_inputs(inputs)
         first, last = self._layer_range(start, end, backward=False)
@@ -410,7 +519,8 @@ class Net:
         of the input diffs (or, with ``end``, that layer's bottom diffs) plus ``diffs`` asked for.
 
         Keyword arguments set output diffs first (``net.backward(out=d)``); loss tops keep the
-        diff Caffe gives them (their loss weight) unless set here.
+        diff Caffe gives them (their loss weight) unless set here.  As in :meth:`forward`, a
+        subset of the outputs may be given and the returned arrays are copies.
         """
         outputs = self.outputs
         for name, value in top_diffs.items():
@@ -449,6 +559,117 @@ class Net:
     def backward_from_to(self, start: int, end: int) -> None:
         """Net::BackwardFromTo(start, end) on layer indices (start >= end)."""
         self._backward_from_to(*self._layer_range(start, end, backward=True))
+
+    # -- pycaffe's per-layer callbacks (Net::add_before_forward ...) ---------------------------
+    def before_forward(self, fn) -> None:
+        """``fn(layer_index)`` runs before each layer's forward."""
+        self._add_layer_callback("before_forward", fn)
+
+    def after_forward(self, fn) -> None:
+        """``fn(layer_index)`` runs after each layer's forward."""
+        self._add_layer_callback("after_forward", fn)
+
+    def before_backward(self, fn) -> None:
+        """``fn(layer_index)`` runs before each layer's backward step (all layers, as Caffe)."""
+        self._add_layer_callback("before_backward", fn)
+
+    def after_backward(self, fn) -> None:
+        """``fn(layer_index)`` runs after each layer's backward step."""
+        self._add_layer_callback("after_backward", fn)
+
+    def _add_layer_callback(self, when: str, fn) -> None:
+        if self._layer_callbacks is None:
+            self._layer_callbacks = {k: [] for k in ("before_forward", "after_forward",
+                                                     "before_backward", "after_backward")}
+        self._layer_callbacks[when].append(fn)
+
+    def _with_layer_callbacks(self, kind: str, start: int, end: int) -> float:
+        """Run layer by layer with the callbacks around each (kept off the plain loops)."""
+        callbacks, self._layer_callbacks = self._layer_callbacks, None
+        loss = 0.0
+        order = range(start, end + 1) if kind == "forward" else range(start, end - 1, -1)
+        try:
+            for i in order:
+                for fn in callbacks["before_" + kind]:
+                    fn(i)
+                if kind == "forward":
+                    loss += self._forward_from_to(i, i)
+                else:
+                    self._backward_from_to(i, i)
+                for fn in callbacks["after_" + kind]:
+                    fn(i)
+        finally:
+            self._layer_callbacks = callbacks
+        return loss
+
+    # -- pycaffe's batched helpers -------------------------------------------------------------
+    def _batch(self, arrays: dict):
+        """Yield ``{name: rows}`` batches of the net's batch size (that of its first blob); the
+        last batch is padded with zeros, as pycaffe's ``Net._batch``."""
+        num = len(next(iter(arrays.values())))
+        batch_size = next(iter(self.blobs.values())).shape[0]
+        for i in range(0, num - num % batch_size, batch_size):
+            yield {name: rows[i:i + batch_size] for name, rows in arrays.items()}
+        remainder = num % batch_size
+        if remainder:
+            yield {
+                name: np.concatenate([np.asarray(rows[num - remainder:]),
+                                      np.zeros((batch_size - remainder,) + np.shape(rows)[1:], np.float32)])
+                for name, rows in arrays.items()
+            }
+
+    @staticmethod
+    def _gather(chunks: list, n_rows: int) -> np.ndarray:
+        """Batches of one blob joined along axis 0, padding rows dropped; a 0-d blob (a loss)
+        gives one value per batch."""
+        if chunks[0].ndim == 0:
+            return np.stack(chunks)
+        return np.concatenate(chunks)[:n_rows]
+
+    def forward_all(self, blobs: Iterable[str] | None = None, **inputs) -> dict:
+        """pycaffe's ``Net.forward_all``: forward arrays of any length in batches of the net's
+        batch size; returns ``{blob: array of all rows}`` for the outputs and ``blobs``."""
+        if not inputs:
+            raise CaffeCaeError(f"net '{self.name}': forward_all needs input arrays (e.g. data=...)")
+        n_rows = len(next(iter(inputs.values())))
+        chunks: dict[str, list] = {}
+        for batch in self._batch(inputs):
+            for name, value in self.forward(blobs=blobs, **batch).items():
+                chunks.setdefault(name, []).append(value)
+        return {name: self._gather(parts, n_rows) for name, parts in chunks.items()}
+
+    def forward_backward_all(self, blobs: Iterable[str] | None = None,
+                             diffs: Iterable[str] | None = None, **arrays) -> tuple[dict, dict]:
+        """pycaffe's ``Net.forward_backward_all``: keyword arrays feed inputs (forward) and
+        output diffs (backward), in batches; returns ``({blob: data}, {blob: diff})``."""
+        inputs = {k: v for k, v in arrays.items() if k in self.inputs}
+        top_diffs = {k: v for k, v in arrays.items() if k in self.outputs}
+        unknown = sorted(set(arrays) - set(inputs) - set(top_diffs))
+        if unknown:
+            raise CaffeCaeError(f"blob '{unknown[0]}': neither an input nor an output of net '{self.name}'")
+        if not arrays:
+            raise CaffeCaeError(f"net '{self.name}': forward_backward_all needs input or output diff arrays")
+        n_rows = len(next(iter(arrays.values())))
+        outs: dict[str, list] = {}
+        grads: dict[str, list] = {}
+        forward_batches = self._batch(inputs) if inputs else iter(())
+        backward_batches = self._batch(top_diffs) if top_diffs else iter(())
+        for fb, bb in itertools.zip_longest(forward_batches, backward_batches, fillvalue={}):
+            for name, value in self.forward(blobs=blobs, **fb).items():
+                outs.setdefault(name, []).append(value)
+            for name, value in self.backward(diffs=diffs, **bb).items():
+                grads.setdefault(name, []).append(value)
+        return ({name: self._gather(parts, n_rows) for name, parts in outs.items()},
+                {name: self._gather(parts, n_rows) for name, parts in grads.items()})
+
+    def set_input_arrays(self, data, labels) -> None:
+        """pycaffe's ``Net.set_input_arrays``: hand ``data`` (N, C, H, W) and ``labels`` (N,)
+        to the MemoryData layer that must be the net's first layer."""
+        first = self.graph.layers[0].layer if self.graph.layers else None
+        if first is None or first.type != "MemoryData":
+            raise CaffeCaeError(f"net '{self.name}': set_input_arrays may only be called if the "
+                                f"first layer is a MemoryData layer")
+        first.set_input_arrays(data, labels)
 
     def clear_param_diffs(self) -> None:
         """Net::ClearParamDiffs: zero the diffs of the learnable params."""
@@ -502,6 +723,10 @@ class Net:
         """Write an HDF5 caffemodel (Net::ToHDF5): ``/data/<layer>/<i>``, owned params only."""
         write_hdf5(self, path, write_diff)
 
+    def load_hdf5(self, path) -> None:
+        """Net::CopyTrainedLayersFromHDF5 (pycaffe's ``net.load_hdf5``)."""
+        copy_layers_from_hdf5(self, path)
+
     def __repr__(self) -> str:
         phase = "TRAIN" if self.phase == TRAIN else "TEST"
         return f"<Net '{self.name}' {phase}: {len(self.graph.layers)} layers, {len(self._blob_list)} blobs>"
@@ -528,6 +753,8 @@ def infer_shapes(net, phase=None, level=None, stages=(), input_shapes=None) -> N
     ``input_shapes`` ({blob: shape}) replaces the shapes of Input/data layer tops; a data layer
     whose tops are all given is not set up (its data files need not exist).
     """
+    if level is None and not isinstance(net, caffe_pb2.NetParameter):
+        level = 0  # as Net(path): Caffe's Net(file, phase, level=0)
     param, _ = load_net_param(net)
     set_net_state(param, phase, level, stages)
     graph = build_graph(param, shape_overrides=input_shapes)
@@ -551,4 +778,4 @@ def infer_shapes(net, phase=None, level=None, stages=(), input_shapes=None) -> N
     return result
 
 
-__all__ = ["Net", "TRAIN", "TEST", "infer_shapes", "NetShapes", "AUTOMATIC_TOP"]
+__all__ = ["Net", "TRAIN", "TEST", "infer_shapes", "NetShapes", "AUTOMATIC_TOP", "set_random_seed"]

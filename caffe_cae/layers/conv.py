@@ -11,9 +11,10 @@ A blob with only (N, C) axes has zero spatial axes: the layer is then a per-samp
 product producing (N, num_output), as in BVLC (no error).  Several bottoms are allowed (same
 shape each; one top per bottom, all sharing the weights), as in Caffe.
 
-Speed: the whole mini-batch goes through one im2col and one (grouped) GEMM per pass, see
-:mod:`caffe_cae.im2col`.  The columns computed in ``forward`` are reused by ``backward`` for
-the weight gradient, so the bottom must not change between the two (it never does in a Net).
+Speed: the whole mini-batch goes through one im2col and one (batched, grouped) ``np.matmul``
+per pass, see :mod:`caffe_cae.im2col` for the two column layouts.  The columns computed in
+``forward`` are reused by ``backward`` for the weight gradient, so the bottom must not change
+between the two (it never does in a Net).
 """
 from __future__ import annotations
 
@@ -25,6 +26,11 @@ from caffe_cae.im2col import (ConvGeometry, Workspace, col2im, conv_out_size, fr
                               im2col, to_columns)
 from caffe_cae.layers.base import Layer
 from caffe_cae.layers.registry import register
+from caffe_cae.parallel import split
+
+#: Largest scratch (elements) for the per-image weight-gradient products before they are summed;
+#: bigger batches are processed in chunks of images.
+PER_IMAGE_GRAD_ELEMENTS = 1 << 22
 
 
 def canonical_axis(layer: Layer, axis: int, num_axes: int, what: str = "axis") -> int:
@@ -203,6 +209,38 @@ class BaseConvolution(Layer):
         np.matmul(a, b.transpose(0, 2, 1), out=tmp)
         dw += tmp
 
+    def _add_weight_grad_per_image(self, a, b):
+        """weight diff += sum over images of a[n] @ b[n]^T per group (Caffe's weight_cpu_gemm
+        image after image); ``a`` (num, G, m, P), ``b`` (num, G, k, P)."""
+        dw = self._weights3(self.blobs[0].diff)
+        num = a.shape[0]
+        chunk = max(1, min(num, PER_IMAGE_GRAD_ELEMENTS // dw.size))
+        tmp = self._ws.get("dweight_images", (chunk,) + dw.shape, dw.dtype)
+        bt = b.transpose(0, 1, 3, 2)
+        for lo in range(0, num, chunk):  # usually one pass; chunks only bound the scratch
+            hi = min(num, lo + chunk)
+            part = tmp[:hi - lo]
+            np.matmul(a[lo:hi], bt[lo:hi], out=part)
+            dw += part.sum(axis=0, dtype=dw.dtype)
+
+    def _per_image(self, array, channels):
+        """A blob array as (num, group, channels / group, positions): per-image GEMM operands."""
+        return array.reshape(self.num, self.group, channels // self.group, -1)
+
+    def _add_bias_grad(self, dy):
+        """bias diff += dy summed over images and positions."""
+        self.blobs[1].diff += dy.reshape(self.num, self.num_output, -1).sum(
+            axis=(0, 2), dtype=dy.dtype)
+
+    def _add_bias(self, y):
+        y3 = y.reshape(self.num, self.num_output, -1)
+        bias = self.blobs[1].data[:, None]
+
+        def images(lo, hi):
+            y3[lo:hi] += bias
+
+        split(images, self.num, y3.size)
+
     def _param_down(self, i):
         flags = self.param_propagate_down
         return flags is None or (i < len(flags) and bool(flags[i]))
@@ -224,28 +262,48 @@ class ConvolutionLayer(BaseConvolution):
             x = self._as_conv(b.data, self.channels, self.in_spatial)
             col = im2col(x, g, self._ws, f"col{i}")
             self._cached[i] = col
-            out = self._gemm(w, self._grouped(col), "out")
+            if g.batch_inner:
+                out = self._gemm(w, self._grouped(col), "out")
+                if self.bias_term:
+                    out += self.blobs[1].data[:, None]
+                from_columns(out, g, self._as_conv(t.data, self.num_output, self.out_spatial))
+                continue
+            y = self._per_image(t.data, self.num_output)
+            np.matmul(w, col.reshape(y.shape[:2] + (-1, y.shape[3])), out=y)
             if self.bias_term:
-                out += self.blobs[1].data[:, None]
-            from_columns(out, g, self._as_conv(t.data, self.num_output, self.out_spatial))
+                self._add_bias(t.data)
 
     def backward(self, top, propagate_down, bottom):
         g = self._geometry
         w = self._weights3(self.blobs[0].data)
         for i, (b, t) in enumerate(zip(bottom, top)):
-            dy = to_columns(self._as_conv(t.diff, self.num_output, self.out_spatial), g,
-                            self._ws, "dy")
             if self.bias_term and self._param_down(1):
-                self.blobs[1].diff += dy.sum(axis=1, dtype=dy.dtype)
+                self._add_bias_grad(t.diff)
+            if g.batch_inner:
+                dy = to_columns(self._as_conv(t.diff, self.num_output, self.out_spatial), g,
+                                self._ws, "dy")
+            else:
+                dy = self._per_image(t.diff, self.num_output)
             if self._param_down(0):
                 col = self._cached.get(i)
                 if col is None or col.dtype != dy.dtype:
                     x = self._as_conv(b.data, self.channels, self.in_spatial)
                     col = im2col(x, g, self._ws, f"col{i}")
-                self._add_weight_grad(self._grouped(dy), self._grouped(col))
+                if g.batch_inner:
+                    self._add_weight_grad(self._grouped(dy), self._grouped(col))
+                else:
+                    self._add_weight_grad_per_image(
+                        dy, col.reshape(dy.shape[:2] + (-1, dy.shape[3])))
             if propagate_down[i]:
-                dcol = self._gemm(w.transpose(0, 2, 1), self._grouped(dy), "dcol")
-                col2im(dcol, g, self._as_conv(b.diff, self.channels, self.in_spatial), self._ws)
+                dx = self._as_conv(b.diff, self.channels, self.in_spatial)
+                if g.batch_inner:
+                    dcol = self._gemm(w.transpose(0, 2, 1), self._grouped(dy), "dcol")
+                else:
+                    dcol = self._ws.get("dcol", (self.num, self.group, w.shape[2], dy.shape[3]),
+                                        dy.dtype)
+                    np.matmul(w.transpose(0, 2, 1), dy, out=dcol)
+                    dcol = dcol.reshape(self.num, -1, dy.shape[3])
+                col2im(dcol, g, dx, self._ws)
 
 
 @register("Deconvolution")
@@ -264,15 +322,21 @@ class DeconvolutionLayer(BaseConvolution):
         g = self._geometry
         w = self._weights3(self.blobs[0].data)
         for i, (b, t) in enumerate(zip(bottom, top)):
-            x = to_columns(self._as_conv(b.data, self.channels, self.in_spatial), g, self._ws,
-                           f"x{i}")
-            self._cached[i] = x
-            col = self._gemm(w.transpose(0, 2, 1), self._grouped(x), "col")
             y = self._as_conv(t.data, self.num_output, self.out_spatial)
+            if g.batch_inner:
+                x = to_columns(self._as_conv(b.data, self.channels, self.in_spatial), g,
+                               self._ws, f"x{i}")
+                self._cached[i] = x
+                col = self._gemm(w.transpose(0, 2, 1), self._grouped(x), "col")
+            else:
+                x = self._per_image(b.data, self.channels)
+                col = self._ws.get("col", (self.num, self.group, w.shape[2], x.shape[3]),
+                                   x.dtype)
+                np.matmul(w.transpose(0, 2, 1), x, out=col)
+                col = col.reshape(self.num, -1, x.shape[3])
             col2im(col, g, y, self._ws)
             if self.bias_term:
-                y3 = y.reshape(self.num, self.num_output, -1)
-                y3 += self.blobs[1].data[:, None]
+                self._add_bias(y)
 
     def backward(self, top, propagate_down, bottom):
         g = self._geometry
@@ -280,18 +344,25 @@ class DeconvolutionLayer(BaseConvolution):
         for i, (b, t) in enumerate(zip(bottom, top)):
             dy = self._as_conv(t.diff, self.num_output, self.out_spatial)
             if self.bias_term and self._param_down(1):
-                self.blobs[1].diff += dy.reshape(self.num, self.num_output, -1).sum(
-                    axis=(0, 2), dtype=dy.dtype)
+                self._add_bias_grad(dy)
             need_weight = self._param_down(0)
             if not (need_weight or propagate_down[i]):
                 continue
-            col = self._grouped(im2col(dy, g, self._ws, "dcol"))
+            col = im2col(dy, g, self._ws, "dcol")
+            if g.batch_inner:
+                col = self._grouped(col)
+                if need_weight:
+                    x = self._cached.get(i)
+                    if x is None or x.dtype != dy.dtype:
+                        x = to_columns(self._as_conv(b.data, self.channels, self.in_spatial), g,
+                                       self._ws, f"x{i}")
+                    self._add_weight_grad(self._grouped(x), col)
+                if propagate_down[i]:
+                    dx = self._gemm(w, col, "dx")
+                    from_columns(dx, g, self._as_conv(b.diff, self.channels, self.in_spatial))
+                continue
+            col = col.reshape(self.num, self.group, -1, col.shape[2])
             if need_weight:
-                x = self._cached.get(i)
-                if x is None or x.dtype != dy.dtype:
-                    x = to_columns(self._as_conv(b.data, self.channels, self.in_spatial), g,
-                                   self._ws, f"x{i}")
-                self._add_weight_grad(self._grouped(x), col)
+                self._add_weight_grad_per_image(self._per_image(b.data, self.channels), col)
             if propagate_down[i]:
-                dx = self._gemm(w, col, "dx")
-                from_columns(dx, g, self._as_conv(b.diff, self.channels, self.in_spatial))
+                np.matmul(w, col, out=self._per_image(b.diff, self.channels))

@@ -52,7 +52,12 @@ class EltwiseLayer(Layer):
                 y *= b.data
         elif self.op == _OP.SUM:
             t = y.dtype.type
-            total = bottom[0].data * t(self.coeffs[0])
+            if np.shares_memory(y, bottom[0].data):
+                # In place (top == bottom 0): Caffe zeroes the top before accumulating
+                # coeff_i * bottom_i, which wipes bottom 0 out of the sum. Reproduced.
+                total = np.zeros_like(y)
+            else:
+                total = bottom[0].data * t(self.coeffs[0])
             for c, b in zip(self.coeffs[1:], bottom[1:]):
                 total += t(c) * b.data
             y[...] = total

@@ -10,8 +10,9 @@ import math
 import numpy as np
 
 from caffe_cae.layers.base import Layer
+from caffe_cae.layers.neuron import sigmoid
 from caffe_cae.layers.registry import register
-from caffe_cae.layers.softmax import _NORM, check_same_num, loss_normalizer
+from caffe_cae.layers.softmax import _NORM, caffe_loss_sum, check_same_num, loss_normalizer
 
 
 def loss_weight(top) -> float:
@@ -29,6 +30,10 @@ class EuclideanLossLayer(Layer):
     def reshape(self, bottom_shapes):
         check_same_num(self, bottom_shapes)
         a, b = tuple(bottom_shapes[0]), tuple(bottom_shapes[1])
+        for i, shape in enumerate((a, b)):
+            if len(shape) > 4:  # Caffe divides by Blob::num(), a legacy (<= 4 axes) accessor
+                raise self.error(f"Cannot use legacy accessors on Blobs with > 4 axes: bottom {i} "
+                                 f"{list(shape)}")
         if math.prod(a[1:]) != math.prod(b[1:]):
             names = list(self.param.bottom) + ["bottom 0", "bottom 1"]
             raise self.error(
@@ -94,12 +99,15 @@ class SigmoidCrossEntropyLossLayer(Layer):
         x = bottom[0].data
         t = bottom[1].data.reshape(x.shape)
         positive = (x >= 0).astype(x.dtype)
-        terms = x * (t - positive) - np.log1p(np.exp(x - 2 * x * positive))
+        # Caffe: x*(t - (x>=0)) in float, minus log(1 + exp(x - 2*x*(x>=0))) in double (the
+        # exp argument is float), each term subtracted from a float running sum.
+        exp_arg = (x - 2 * x * positive).astype(np.float64)
+        terms = (x * (t - positive)).astype(np.float64) - np.log(1.0 + np.exp(exp_arg))
         valid = self._valid(t)
         if valid is None:
-            loss, self.valid_count = -terms.sum(dtype=x.dtype), x.size
+            loss, self.valid_count = caffe_loss_sum(-terms, x.dtype), x.size
         else:
-            loss, self.valid_count = -terms[valid].sum(dtype=x.dtype), int(valid.sum())
+            loss, self.valid_count = caffe_loss_sum(-terms[valid], x.dtype), int(valid.sum())
         self.normalizer = loss_normalizer(self, self.normalization, self.outer, self.inner, self.valid_count)
         top[0].data[...] = loss / x.dtype.type(self.normalizer)
 
@@ -110,8 +118,7 @@ class SigmoidCrossEntropyLossLayer(Layer):
             return
         x = bottom[0].data
         t = bottom[1].data.reshape(x.shape)
-        sigmoid = np.tanh(x * x.dtype.type(0.5)) * x.dtype.type(0.5) + x.dtype.type(0.5)  # Caffe's sigmoid
-        grad = sigmoid - t
+        grad = sigmoid(x) - t  # Caffe's SigmoidLayer output
         valid = self._valid(t)
         if valid is not None:
             grad[~valid] = 0
@@ -163,18 +170,23 @@ class ContrastiveLossLayer(Layer):
         n = a.shape[0]
         t = a.dtype.type
         self.difference = (a - bottom[1].data).reshape(n, -1)
-        self.dist_sq = np.einsum("ij,ij->i", self.difference, self.difference)
+        # caffe_cpu_dot = OpenBLAS sdot: float products summed in a double (exact for the
+        # short rows of a contrastive loss), rounded to float
+        squares = self.difference * self.difference
+        self.dist_sq = squares.sum(axis=1, dtype=np.float64).astype(a.dtype)
         self.similar = bottom[2].data.reshape(n).astype(np.int64) != 0  # static_cast<int>(sim)
         if self.legacy:
             dissimilar = np.maximum(t(self.margin) - self.dist_sq, t(0))
-        else:
-            dissimilar = np.maximum(t(self.margin) - np.sqrt(self.dist_sq), t(0)) ** 2
+        else:  # max<Dtype>(margin - sqrt(d2), 0): ::sqrt(double), then rounded to float
+            dist = np.maximum(self.margin - np.sqrt(self.dist_sq.astype(np.float64)), 0.0)
+            dist = dist.astype(a.dtype)
+            dissimilar = dist * dist
         terms = np.where(self.similar, self.dist_sq, dissimilar)
-        top[0].data[...] = terms.sum(dtype=a.dtype) / t(n) / t(2)
+        top[0].data[...] = caffe_loss_sum(terms, a.dtype) / t(n) / t(2)
 
     def backward(self, top, propagate_down, bottom):
-        if len(propagate_down) > 2 and propagate_down[2]:
-            raise self.error("ContrastiveLoss Layer cannot backpropagate to similarity inputs.")
+        # Caffe never looks at propagate_down[2]: a similarity bottom that "needs" backward
+        # (e.g. under force_backward) is silently left alone, not an error.
         t = bottom[0].dtype.type
         for i, sign in ((0, 1), (1, -1)):
             if not propagate_down[i]:

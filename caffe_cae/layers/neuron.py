@@ -12,7 +12,79 @@ import numpy as np
 
 from caffe_cae.layers.base import Layer
 from caffe_cae.layers.registry import register
+from caffe_cae.parallel import split
 from caffe_cae.proto import caffe_pb2
+
+
+#: Elements per block of the double-precision elementwise code below: its float64 temporaries
+#: (256 KiB) stay in the CPU cache instead of streaming through memory.
+BLOCK = 1 << 15
+
+
+def _flat(a: np.ndarray) -> np.ndarray | None:
+    """A flat *view* of ``a`` (None when ``a`` is not contiguous: no view exists)."""
+    return a.reshape(-1) if a.flags.c_contiguous else None
+
+
+def _blockwise(size: int, kernel, temporaries) -> None:
+    """Run ``kernel(lo, hi, *buffers)`` over ``range(size)`` in BLOCK-sized pieces, the pieces
+    shared out to :mod:`caffe_cae.parallel`'s threads (each with its own ``temporaries``,
+    a list of dtypes)."""
+
+    def part(start, stop):
+        buffers = [np.empty(min(BLOCK, stop - start), dtype) for dtype in temporaries]
+        for lo in range(start, stop, BLOCK):
+            hi = min(stop, lo + BLOCK)
+            kernel(lo, hi, *(buf[:hi - lo] for buf in buffers))
+
+    split(part, size, size)
+
+
+def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Caffe's ``sigmoid(Dtype x) { return 0.5 * tanh(0.5 * x) + 0.5; }``: the double literals
+    make C++ evaluate it in double precision and round once to float, so it is done in float64
+    here too (a float32 tanh is off by many ulps where sigmoid is small).  ``out`` may be
+    ``x`` (in place); the work runs in cache-sized blocks."""
+    if out is None:
+        out = np.empty_like(x)
+    xf, of = _flat(x), _flat(out)
+    if xf is None or of is None:
+        t = np.multiply(x, 0.5, dtype=np.float64)
+        np.tanh(t, out=t)
+        t *= 0.5
+        t += 0.5
+        np.copyto(out, t, casting="same_kind")
+        return out
+
+    def kernel(lo, hi, t):
+        np.multiply(xf[lo:hi], 0.5, out=t, dtype=np.float64)
+        np.tanh(t, out=t)
+        t *= 0.5
+        t += 0.5
+        np.copyto(of[lo:hi], t, casting="same_kind")
+
+    _blockwise(xf.size, kernel, [np.float64])
+    return out
+
+
+def sigmoid_grad(y: np.ndarray, dy: np.ndarray, out: np.ndarray) -> None:
+    """Caffe's SigmoidLayer backward ``top_diff * sigmoid_x * (1. - sigmoid_x)``: the first
+    product in float, the double ``1.`` makes the last one double, rounded once to float.
+    ``out`` may be ``dy`` (in place); the work runs in cache-sized blocks."""
+    yf, dyf, of = _flat(y), _flat(dy), _flat(out)
+    if yf is None or dyf is None or of is None:
+        grad = np.subtract(1.0, y, dtype=np.float64)
+        grad *= dy * y
+        np.copyto(out, grad, casting="same_kind")
+        return
+
+    def kernel(lo, hi, one_minus, product):
+        np.subtract(1.0, yf[lo:hi], out=one_minus, dtype=np.float64)
+        np.multiply(dyf[lo:hi], yf[lo:hi], out=product)
+        one_minus *= product
+        np.copyto(of[lo:hi], one_minus, casting="same_kind")
+
+    _blockwise(yf.size, kernel, [np.float64, y.dtype])
 
 
 class NeuronLayer(Layer):
@@ -49,27 +121,39 @@ class SigmoidLayer(NeuronLayer):
     """y = 1/(1+exp(-x)), computed as Caffe does: 0.5*tanh(0.5*x) + 0.5."""
 
     def forward(self, bottom, top):
-        y = top[0].data
-        np.multiply(bottom[0].data, 0.5, out=y)
-        np.tanh(y, out=y)
-        y *= 0.5
-        y += 0.5
+        sigmoid(bottom[0].data, out=top[0].data)
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
-            y = top[0].data
-            bottom[0].diff[...] = top[0].diff * y * (1 - y)
+            sigmoid_grad(top[0].data, top[0].diff, bottom[0].diff)
 
 
 @register("TanH")
 class TanHLayer(NeuronLayer):
     def forward(self, bottom, top):
-        np.tanh(bottom[0].data, out=top[0].data)
+        x, y = bottom[0].data, top[0].data
+        xf, yf = _flat(x), _flat(y)
+        if xf is None or yf is None:
+            np.tanh(x, out=y)
+            return
+        split(lambda lo, hi: np.tanh(xf[lo:hi], out=yf[lo:hi]), xf.size, xf.size)
 
     def backward(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            y = top[0].data
-            bottom[0].diff[...] = top[0].diff * (1 - y * y)
+        if not propagate_down[0]:
+            return
+        # dx = dy * (1 - y*y) in float (Caffe's int 1), in place (dx may be dy)
+        y, dy, dx = top[0].data, top[0].diff, bottom[0].diff
+        yf, dyf, dxf = _flat(y), _flat(dy), _flat(dx)
+        if yf is None or dyf is None or dxf is None:
+            dx[...] = dy * (1 - y * y)
+            return
+
+        def kernel(lo, hi, grad):
+            np.multiply(yf[lo:hi], yf[lo:hi], out=grad)
+            np.subtract(y.dtype.type(1), grad, out=grad)
+            np.multiply(dyf[lo:hi], grad, out=dxf[lo:hi])
+
+        _blockwise(yf.size, kernel, [y.dtype])
 
 
 @register("ReLU")
@@ -104,7 +188,10 @@ class DropoutLayer(RandomLayerMixin, NeuronLayer):
 
     def setup(self, bottom_shapes):
         self.ratio = float(self.param.dropout_param.dropout_ratio)
-        if not 0.0 <= self.ratio < 1.0:
+        # Caffe only DCHECKs the ratio (compiled out in release builds): in TEST the layer is a
+        # copy whatever the ratio, so only TRAIN refuses what would draw an invalid Bernoulli
+        # (or, for 1, produce NaN = 0 * inf).
+        if self.phase == caffe_pb2.TRAIN and not 0.0 <= self.ratio < 1.0:
             raise self.error(f"dropout_ratio must be in [0, 1), got {self.ratio:g}")
         self.mask = None
         return []
@@ -163,9 +250,10 @@ class PowerLayer(NeuronLayer):
         if self.diff_scale == 0 or self.power == 1:
             dx[...] = t(self.diff_scale)
         elif self.power == 2:  # dy/dx = diff_scale*scale*x + diff_scale*shift
-            grad = t(self.diff_scale * self.scale) * x
+            # Caffe multiplies the float members: float(float(power*scale) * scale)
+            grad = (t(self.diff_scale) * t(self.scale)) * x
             if self.shift != 0:
-                grad += t(self.diff_scale * self.shift)
+                grad += t(self.diff_scale) * t(self.shift)
             dx[...] = grad
         elif self.shift == 0:  # dy/dx = power * y / x
             dx[...] = top[0].data / x * t(self.power)

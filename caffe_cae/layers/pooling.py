@@ -4,8 +4,8 @@ Output size (per spatial axis, computed in float as Caffe does)::
 
     pooled = ceil((in + 2*pad - kernel) / stride) + 1        (round_mode CEIL, the default)
     pooled = floor((in + 2*pad - kernel) / stride) + 1       (round_mode FLOOR)
-    if pad > 0 and (pooled - 1) * stride >= in + pad: pooled -= 1   (last window must start
-                                                                      inside image + pad)
+    if any pad > 0 and (pooled - 1) * stride >= in + pad: pooled -= 1   (last window must
+                                         start inside image + pad; checked on both axes)
 
 Window of output (ph, pw): rows ``[ph*stride - pad, ph*stride - pad + kernel)`` clipped to the
 image.  MAX: the *first* maximum in row-major scan order wins (Caffe compares with strict
@@ -18,7 +18,8 @@ not a global index (ONNX MaxPool's indices are int64 over N*C*H*W instead).  Noh
 reads this mask.  Caffe ignores the mask top's diff.
 
 Vectorisation: windows are visited as ``kernel_h * kernel_w`` strided views of the (padded)
-input, each a whole-batch array operation.
+input, each a whole-batch array operation (MAX: the batch split over
+:mod:`caffe_cae.parallel`'s threads).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import numpy as np
 from caffe_cae.im2col import Workspace
 from caffe_cae.layers.base import Layer
 from caffe_cae.layers.registry import register
+from caffe_cae.parallel import split
 from caffe_cae.proto import caffe_pb2
 
 P = caffe_pb2.PoolingParameter
@@ -200,7 +202,8 @@ class PoolingLayer(Layer):
         for i, k, p, s in zip(image, kernel, self.pad, self.stride):
             # Caffe: static_cast<int>(ceil(static_cast<float>(in + 2p - k) / s)) + 1
             n = int(rnd(float(np.float32(i + 2 * p - k) / np.float32(s)))) + 1
-            if p and (n - 1) * s >= i + p:
+            # Caffe clips the last window of *every* axis as soon as any pad is non-zero.
+            if any(self.pad) and (n - 1) * s >= i + p:
                 n -= 1
             if n <= 0:
                 raise self.error(f"pooled size {n} is not positive for input {list(shape)} "
@@ -245,16 +248,21 @@ class PoolingLayer(Layer):
         idx = self._ws.get("argmax", y.shape, idx_type)
         better = self._ws.get("better", y.shape, np.bool_)
         step = self._ws.get("step", y.shape, idx_type)
-        np.copyto(y, grid.view(src, *grid.offsets[0]))
-        idx.fill(0)
-        for k, (i, j) in enumerate(grid.offsets[1:], start=1):
-            v = grid.view(src, i, j)
-            np.greater(v, y, out=better)  # strict: the first maximum in scan order stays
-            np.maximum(y, v, out=y)
-            # idx = where(better, k, idx) with cheap integer ops
-            np.subtract(idx_type(k), idx, out=step)
-            np.multiply(step, better, out=step, casting="unsafe")
-            idx += step
+
+        def images(lo, hi):  # images lo..hi-1 (the split shares them out to the threads)
+            y_, idx_, better_, step_ = y[lo:hi], idx[lo:hi], better[lo:hi], step[lo:hi]
+            np.copyto(y_, grid.view(src, *grid.offsets[0])[lo:hi])
+            idx_.fill(0)
+            for k, (i, j) in enumerate(grid.offsets[1:], start=1):
+                v = grid.view(src, i, j)[lo:hi]
+                np.greater(v, y_, out=better_)  # strict: the first maximum in scan order stays
+                np.maximum(y_, v, out=y_)
+                # idx = where(better, k, idx) with cheap integer ops
+                np.subtract(idx_type(k), idx_, out=step_)
+                np.multiply(step_, better_, out=step_, casting="unsafe")
+                idx_ += step_
+
+        split(images, y.shape[0], y.size * n_off)
         if grid.empty.any():  # Caffe leaves -FLT_MAX in a window without image cells
             y[:, :, grid.empty] = -FLT_MAX
         self._argmax = idx
@@ -267,6 +275,7 @@ class PoolingLayer(Layer):
         grid = self.grid
         dx = bottom[0].diff
         dy = top[0].diff
+        stray = None  # MAX diffs of windows without image cells
         if self.method == P.AVE or not grid.disjoint:
             buf = grid.scatter_buffer(dx, self._ws, "dsrc")
         if self.method == P.AVE:
@@ -278,13 +287,19 @@ class PoolingLayer(Layer):
             if idx is None:
                 raise self.error("backward before forward")
             hit = self._ws.get("hit", dy.shape, np.bool_)
-            if grid.empty.any():  # Caffe would write outside the plane; drop those diffs
+            if grid.empty.any():  # argmax -1: handled after the regular scatter
+                stray = dy[:, :, grid.empty]
                 dy = np.where(grid.empty, 0, dy).astype(dy.dtype)
             if grid.disjoint:  # each cell has one window: write, no accumulation
                 buf = grid.scatter_buffer(dx, self._ws, "dsrc", zero=False)
-                for k, (i, j) in enumerate(grid.offsets):
-                    np.equal(idx, k, out=hit)
-                    np.multiply(dy, hit, out=grid.view(buf, i, j))
+
+                def images(lo, hi, dy=dy):
+                    hit_, dy_, idx_ = hit[lo:hi], dy[lo:hi], idx[lo:hi]
+                    for k, (i, j) in enumerate(grid.offsets):
+                        np.equal(idx_, k, out=hit_)
+                        np.multiply(dy_, hit_, out=grid.view(buf, i, j)[lo:hi])
+
+                split(images, dy.shape[0], dy.size * len(grid.offsets))
             else:
                 part = self._ws.get("part", dy.shape, dy.dtype)
                 for k, (i, j) in enumerate(grid.offsets):
@@ -292,3 +307,12 @@ class PoolingLayer(Layer):
                     np.multiply(dy, hit, out=part)
                     grid.view(buf, i, j)[...] += part
         grid.gather_back(buf, dx)
+        if stray is not None:
+            # A window without image cells keeps argmax -1 and Caffe's backward does
+            # bottom_diff[-1] += top_diff with bottom_diff pointing at the current (n, c) plane:
+            # the diff lands in the last cell of the previous plane (the very first plane's
+            # goes outside the blob and is lost), added after that plane's own windows.
+            planes = dx.reshape(-1, dx.shape[2] * dx.shape[3])
+            stray = stray.reshape(planes.shape[0], -1)
+            for k in range(stray.shape[1]):
+                planes[:-1, -1] += stray[1:, k]

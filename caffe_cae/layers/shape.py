@@ -124,6 +124,9 @@ class FlattenLayer(Layer):
         p = self.param.flatten_param
         start = canonical_axis(self, p.axis, len(shape), "axis")
         end = canonical_axis(self, p.end_axis, len(shape), "end_axis")
+        if end + 1 < start:  # Caffe: Blob::count(start, end + 1) CHECKs start <= end + 1
+            raise self.error(f"end_axis {p.end_axis} (= {end}) lies before axis {p.axis} (= {start}) "
+                             f"for a {len(shape)}-D blob {list(shape)}")
         return [shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:]]
 
     def forward(self, bottom, top):

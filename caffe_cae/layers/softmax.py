@@ -17,7 +17,12 @@ FLT_MIN = np.finfo(np.float32).tiny
 def softmax(x: np.ndarray, axis: int, out: np.ndarray) -> np.ndarray:
     """Numerically stable softmax along ``axis`` written into ``out`` (may alias ``x``)."""
     np.subtract(x, x.max(axis=axis, keepdims=True), out=out)
-    np.exp(out, out=out)
+    if out.dtype == np.float32:
+        # glibc's expf is (almost always) correctly rounded, NumPy's SIMD float32 exp is not:
+        # exp in double rounded once reproduces Caffe's caffe_exp bit for bit.
+        np.copyto(out, np.exp(out, dtype=np.float64), casting="same_kind")
+    else:
+        np.exp(out, out=out)
     out /= out.sum(axis=axis, keepdims=True)
     return out
 
@@ -35,6 +40,19 @@ def loss_normalizer(layer: Layer, mode: int, outer: int, inner: int, valid_count
     else:
         raise layer.error(f"unknown normalization mode {mode}")
     return max(1.0, float(value))
+
+
+def caffe_loss_sum(terms: np.ndarray, dtype) -> np.generic:
+    """Caffe's loss loops: ``Dtype loss = 0; loss += term;`` element by element.
+
+    The terms come from double-precision ``log``/``exp`` (C++ picks ``::log(double)``), and the
+    running float sum rounds after every addition -- on thousands of terms that differs from a
+    pairwise or double sum in the 6th digit, so the order is reproduced (``cumsum`` is
+    sequential)."""
+    flat = np.asarray(terms).reshape(-1).astype(dtype)
+    if flat.size == 0:
+        return np.dtype(dtype).type(0)
+    return np.cumsum(flat, dtype=dtype)[-1]
 
 
 def check_same_num(layer: Layer, bottom_shapes) -> None:
@@ -60,11 +78,14 @@ class SoftmaxLayer(Layer):
     def forward(self, bottom, top):
         softmax(bottom[0].data, self.axis, top[0].data)
 
+    #: Caffe's SoftmaxLayer::Backward_cpu never reads propagate_down: whenever the Net calls it
+    #: (the layer needs backward) it writes the bottom diff, even with ``propagate_down: false``.
+    backward_ignores_propagate_down = True
+
     def backward(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            y, dy = top[0].data, top[0].diff
-            dot = (dy * y).sum(axis=self.axis, keepdims=True)
-            np.multiply(dy - dot, y, out=bottom[0].diff)
+        y, dy = top[0].data, top[0].diff
+        dot = (dy * y).sum(axis=self.axis, keepdims=True)
+        np.multiply(dy - dot, y, out=bottom[0].diff)
 
 
 @register("SoftmaxWithLoss")
@@ -132,9 +153,10 @@ class SoftmaxWithLossLayer(Layer):
         labels, valid = self._labels(bottom[1], n_classes)
         p3 = prob.reshape(self.outer, n_classes, self.inner)
         picked = np.take_along_axis(p3, labels[:, None, :], axis=1)[:, 0, :]
-        nll = -np.log(np.maximum(picked, picked.dtype.type(FLT_MIN)))
+        # loss -= log(std::max(prob, Dtype(FLT_MIN))): log in double, float running sum
+        nll = -np.log(np.maximum(picked, picked.dtype.type(FLT_MIN)).astype(np.float64))
         self.valid_count = int(valid.sum())
-        loss = nll[valid].sum(dtype=x.dtype)
+        loss = caffe_loss_sum(nll[valid], x.dtype)
         norm = loss_normalizer(self, self.normalization, self.outer, self.inner, self.valid_count)
         top[0].data[...] = loss / x.dtype.type(norm)
 

@@ -28,6 +28,7 @@ from caffe_cae.im2col import Workspace
 from caffe_cae.layers.base import Layer
 from caffe_cae.layers.pooling import WindowGrid, kernel_stride_pad, spread_windows, sum_windows
 from caffe_cae.layers.registry import register
+from caffe_cae.parallel import split
 from caffe_cae.proto import caffe_pb2
 
 U = caffe_pb2.UnpoolingParameter
@@ -127,12 +128,18 @@ class UnpoolingLayer(Layer):
     def forward(self, bottom, top):
         x, y = bottom[0].data, top[0].data
         if self.method == U.MAX:
+            if self._regular and len(bottom) == 1:  # the papers' Model 4: split over images
+
+                def images(lo, hi):
+                    y[lo:hi].fill(0)
+                    self._top_left_view(y)[lo:hi] = x[lo:hi]
+
+                split(images, y.shape[0], y.size)
+                return
             y.fill(0)
             if len(bottom) > 1:
                 idx = self._switch_index(bottom[1].data, x.shape[0] * x.shape[1])
                 y.reshape(-1)[idx] = x.reshape(-1)
-            elif self._regular:
-                self._top_left_view(y)[...] = x
             else:
                 (_, rsrc, rdst), (_, csrc, cdst) = self._rows, self._cols
                 y[:, :, rdst[:, None], cdst] = x[:, :, rsrc[:, None], csrc]
@@ -153,7 +160,8 @@ class UnpoolingLayer(Layer):
                 idx = self._switch_index(bottom[1].data, dx.shape[0] * dx.shape[1])
                 np.take(dy.reshape(-1), idx, out=dx.reshape(-1))
             elif self._regular:
-                dx[...] = self._top_left_view(dy)
+                view = self._top_left_view(dy)
+                split(lambda lo, hi: np.copyto(dx[lo:hi], view[lo:hi]), dx.shape[0], dx.size)
             else:
                 rows, cols = self._rows[0], self._cols[0]
                 dx[...] = dy[:, :, rows[:, None], cols]

@@ -113,11 +113,13 @@ def test_relu_kink_gradient_is_slope():
     np.testing.assert_array_equal(bottom[0].diff, [0.25, 0.25, 1])
 
 
-def test_sigmoid_uses_tanh_form_in_float32():
+def test_sigmoid_uses_tanh_form_in_double_rounded_to_float32():
+    # Caffe's `0.5 * tanh(0.5 * x) + 0.5` has double literals: evaluated in double, rounded
+    # once (this reproduces the golden `sigmoid` case bit for bit; float32 tanh does not).
     x = np.linspace(-30, 30, 101, dtype=np.float32)
     lay, bottom, top = build(layer('type: "Sigmoid" bottom: "x" top: "y"'), [x])
     lay.forward(bottom, top)
-    want = np.float32(0.5) * np.tanh(np.float32(0.5) * x) + np.float32(0.5)
+    want = (0.5 * np.tanh(0.5 * x.astype(np.float64)) + 0.5).astype(np.float32)
     np.testing.assert_array_equal(top[0].data, want)
     assert top[0].data.dtype == np.float32
 

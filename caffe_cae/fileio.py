@@ -24,11 +24,18 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[str], object]) -> No
     os.close(fd)
     try:
         writer(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file what open() would
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def open_hdf5(path: str | os.PathLike, what: str = "HDF5 file"):

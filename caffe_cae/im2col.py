@@ -29,7 +29,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from caffe_cae.parallel import split
+from caffe_cae.parallel import matmul, split
 
 #: Geometries whose output has fewer positions than this use the batch-inner column order.
 BATCH_INNER_BELOW = 256
@@ -187,6 +187,53 @@ def col2im(col: np.ndarray, g: ConvGeometry, out: np.ndarray, ws: Workspace,
             np.copyto(out[lo:hi], part[(all_, all_) + g._interior()])
 
     split(images_part, num, colv.size)
+
+
+#: :func:`matmul_col2im` multiplies one kernel row at a time when the whole column matrix
+#: would have more elements than this (e.g. 17x17 kernels on few channels: 16 M floats).
+CHUNKED_COL2IM_ABOVE = 1 << 22
+
+
+def matmul_col2im(a: np.ndarray, b: np.ndarray, g: ConvGeometry, out: np.ndarray,
+                  ws: Workspace, name: str = "col2im") -> None:
+    """``col2im(a @ b)`` for a batch-inner geometry: ``a`` (G, C/G * prod(kernel), k) and
+    ``b`` (G, k, prod(out) * num) -- the backward-data pass of Convolution and the forward
+    pass of Deconvolution.
+
+    A large column matrix is never built: for one group and a 2-D kernel, each kernel row's
+    columns are multiplied and summed into the image while they are still in the cache.  The
+    values are the same (each column entry is the same dot product over ``k``; every image
+    cell adds its contributions in the same kernel-offset order).
+    """
+    groups, rows, _ = a.shape
+    cols = b.shape[2]
+    if groups != 1 or len(g.kernel) != 2 or not g.batch_inner or rows * cols <= CHUNKED_COL2IM_ABOVE:
+        col = ws.get(name + ".col", (groups * rows, cols), b.dtype)
+        matmul(a, b, col.reshape(groups, rows, cols))
+        col2im(col, g, out, ws, name)
+        return
+    num, channels = out.shape[:2]
+    kh, kw = g.kernel
+    all_ = slice(None)
+    per_row = a[0].reshape(channels, kh, kw, a.shape[2])
+    weights = ws.get(name + ".row_weights", (channels, kw, a.shape[2]), a.dtype)
+    row_cols = ws.get(name + ".row_cols", (channels * kw, cols), b.dtype)
+    image = ws.get(name + ".image", (channels,) + g.padded + (num,), out.dtype)
+    split(lambda lo, hi: image[lo:hi].fill(0), channels, image.size)
+    for i in range(kh):
+        np.copyto(weights, per_row[:, i])
+        matmul(weights.reshape(channels * kw, -1), b[0], row_cols)
+        colv = row_cols.reshape((channels, kw) + g.out + (num,))
+
+        def channels_part(lo, hi, i=i, colv=colv):
+            part = image[lo:hi]
+            for j in range(kw):
+                part[(all_,) + g._offset_slices((i, j)) + (all_,)] += colv[lo:hi, j]
+
+        split(channels_part, channels, colv.size)
+    interior = image[(all_,) + g._interior() + (all_,)]
+    split(lambda lo, hi: np.copyto(out[:, lo:hi], np.moveaxis(interior[lo:hi], -1, 0)),
+          channels, out.size)
 
 
 def to_columns(a: np.ndarray, g: ConvGeometry, ws: Workspace, name: str) -> np.ndarray:

@@ -31,6 +31,7 @@ from caffe_cae.netgraph.graph import (
     AUTOMATIC_TOP, LayerNode, NetGraph, build_graph, shape_string, top_shapes_of,
 )
 from caffe_cae.netgraph.logs import quiet_loggers
+from caffe_cae.parallel import single_threaded_blas
 from caffe_cae.netgraph.trained import (
     copy_layers_from_hdf5, copy_trained_layers, net_to_proto, write_hdf5,
 )
@@ -445,20 +446,25 @@ class Net:
             return self._with_layer_callbacks("forward", start, end)
         loss = self.dtype.type(0)  # Caffe sums the layer losses in Dtype
         blobs = self._blob_list
-        for node in self.graph.layers[start:end + 1]:
-            self._reshape_layer(node)
-            bottom = [blobs[b] for b in node.bottom_ids]
-            top = [blobs[t] for t in node.top_ids]
-            node.layer.forward(bottom, top)
-            for blob, weight in zip(top, node.loss_weights):
-                if weight:  # Layer::Forward: loss = dot(top data, top diff = loss weight)
-                    loss += np.dot(blob.data.ravel(), blob.diff.ravel())
+        with single_threaded_blas():  # the layers split their GEMMs on caffe_cae.parallel
+            for node in self.graph.layers[start:end + 1]:
+                self._reshape_layer(node)
+                bottom = [blobs[b] for b in node.bottom_ids]
+                top = [blobs[t] for t in node.top_ids]
+                node.layer.forward(bottom, top)
+                for blob, weight in zip(top, node.loss_weights):
+                    if weight:  # Layer::Forward: loss = dot(top data, top diff = loss weight)
+                        loss += np.dot(blob.data.ravel(), blob.diff.ravel())
         return float(loss)
 
     def _backward_from_to(self, start: int, end: int) -> None:
         if self._layer_callbacks is not None:
             self._with_layer_callbacks("backward", start, end)
             return
+        with single_threaded_blas():  # the layers split their GEMMs on caffe_cae.parallel
+            self._backward_layers(start, end)
+
+    def _backward_layers(self, start: int, end: int) -> None:
         blobs = self._blob_list
         for node in self.graph.layers[start:end - 1 if end > 0 else None:-1]:
             if not node.need_backward:

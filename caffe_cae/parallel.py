@@ -3,26 +3,34 @@
 BLAS already runs the GEMMs of a layer on several threads; everything else (im2col copies,
 col2im sums, activations, pooling) is single-threaded NumPy.  NumPy releases the GIL inside
 its loops, so cutting such an operation into contiguous slices along one axis and running
-the slices on a small thread pool uses the other cores too.  Every slice is computed exactly
-as the whole would be (element-wise work on disjoint parts, sums in the same order), so the
-results do not depend on the thread count.
+the slices on a small thread pool uses the other cores too.  Every element-wise slice is
+computed exactly as the whole would be (disjoint parts, sums in the same order).
 
     from caffe_cae import parallel
     parallel.split(lambda lo, hi: np.tanh(x[lo:hi], out=y[lo:hi]), len(x), x.size)
+
+GEMMs go through the same pool (:func:`matmul`, split by output columns or images) while the
+Net runs its passes inside :func:`single_threaded_blas`: one pool instead of two competing
+ones.  A split GEMM agrees with the unsplit one to float rounding (BLAS edge blocks), the
+element-wise splits exactly.
 
 Threads: ``CAFFE_CAE_THREADS``, else ``OMP_NUM_THREADS``, else ``OPENBLAS_NUM_THREADS``, else
 the CPUs this process may use (so pinning BLAS pins this too); ``set_threads(n)`` overrides.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 
 #: Work smaller than this many elements runs on the calling thread (a split costs ~20 us).
 MIN_ELEMENTS = 1 << 16
 MAX_THREADS = 8
 
+_PREFIX = "caffe_cae-parallel"
 _threads: int | None = None
 _pool: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
@@ -62,7 +70,7 @@ def _get_pool(workers: int) -> ThreadPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="caffe_cae")
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=_PREFIX)
         return _pool
 
 
@@ -82,7 +90,9 @@ def split(fn, n: int, work: int) -> None:
     thread, or ``n`` < 2) ``fn(0, n)`` runs directly.  ``fn`` must only write its own part.
     """
     parts = min(threads(), n)
-    if parts < 2 or work < MIN_ELEMENTS:
+    # A part that splits again runs inline: waiting on the pool from its own worker could
+    # deadlock.
+    if parts < 2 or work < MIN_ELEMENTS or threading.current_thread().name.startswith(_PREFIX):
         fn(0, n)
         return
     bounds = [n * k // parts for k in range(parts + 1)]
@@ -93,3 +103,46 @@ def split(fn, n: int, work: int) -> None:
     finally:
         for future in futures:
             future.result()
+
+
+def matmul(a, b, out, axis: int = -1) -> None:
+    """``np.matmul(a, b, out=out)`` with the product split over the threads along ``out``'s
+    last axis (``axis=-1``: column blocks of ``b``) or its first axis (``axis=0``: the stacked
+    matrices of ``b``, e.g. one per image; ``a`` is broadcast, or sliced too when it has as
+    many axes as ``out``).
+
+    Every output element is the same dot product as in the unsplit call.  With more than one
+    thread it is meant to run inside :func:`single_threaded_blas`, so that the BLAS does not
+    start threads of its own on top of these.
+    """
+    n = out.shape[axis]
+    work = out.size * a.shape[-1]
+    if axis == 0:
+        stacked = a.ndim == out.ndim  # a stacked like b (else broadcast to every matrix of b)
+        split(lambda lo, hi: np.matmul(a[lo:hi] if stacked else a, b[lo:hi], out=out[lo:hi]),
+              n, work // 8)
+    else:
+        split(lambda lo, hi: np.matmul(a, b[..., lo:hi], out=out[..., lo:hi]), n, work // 8)
+
+
+_controller = None
+
+
+def single_threaded_blas():
+    """A context in which the BLAS runs on one thread (when this module uses several):
+    one pool, ours, then covers the GEMMs (:func:`matmul`) and the element-wise work, instead
+    of two pools competing for the cores (OpenBLAS's idle workers spin-wait for ~0.1 s after
+    every GEMM).  A no-op with one thread or without ``threadpoolctl``."""
+    global _controller
+    if threads() < 2:
+        return contextlib.nullcontext()
+    if _controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # optional: then both pools stay
+            _controller = False
+        else:
+            _controller = ThreadpoolController()
+    if not _controller:
+        return contextlib.nullcontext()
+    return _controller.limit(limits=1, user_api="blas")

@@ -1,4 +1,5 @@
-"""caffe_cae.parallel: the thread split covers every index once and never changes a result."""
+"""caffe_cae.parallel: the thread split covers every index once, element-wise work is
+bit-identical for any thread count, split GEMMs agree to float rounding."""
 from __future__ import annotations
 
 import numpy as np
@@ -75,8 +76,36 @@ def _run(model: str, x: np.ndarray):
     return loss, blobs, params
 
 
+def assert_rounding_close(actual, desired, err_msg=""):
+    """Equal up to float32 rounding: a BLAS may round the edge blocks of a column-split GEMM
+    differently (any slicing mistake would be far larger)."""
+    scale = float(np.abs(desired).max()) if desired.size else 0.0
+    np.testing.assert_allclose(actual, desired, rtol=1e-5, atol=1e-5 * scale + 1e-30,
+                               err_msg=err_msg)
+
+
+@pytest.fixture
+def no_gemm_split(monkeypatch):
+    """GEMMs unsplit, so that every remaining difference would come from the element-wise
+    splits -- which must be exact."""
+    monkeypatch.setattr(parallel, "matmul",
+                        lambda a, b, out, axis=-1: np.matmul(a, b, out=out))
+    from caffe_cae import im2col
+    from caffe_cae.layers import conv, inner_product
+
+    for module in (im2col, conv, inner_product):
+        monkeypatch.setattr(module, "matmul", lambda a, b, out, axis=-1: np.matmul(a, b, out=out))
+    # and the BLAS on one thread in both runs (OpenBLAS on 2 threads rounds differently)
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from caffe_cae import net
+
+    controller = threadpoolctl.ThreadpoolController()
+    monkeypatch.setattr(net, "single_threaded_blas",
+                        lambda: controller.limit(limits=1, user_api="blas"))
+
+
 @pytest.mark.parametrize("model", ["model3", "model4", "model5", "model1"])
-def test_threads_give_bit_identical_nets(threads, model):
+def test_elementwise_splits_are_bit_identical(threads, no_gemm_split, model):
     """Per-image and batch-inner convolutions, pooling with a mask, both unpoolings, Sigmoid,
     TanH and the losses: every blob and gradient equal for 1 and 3 threads."""
     x = np.random.default_rng(0).random((5, 1, 28, 28), dtype=np.float32)
@@ -91,3 +120,59 @@ def test_threads_give_bit_identical_nets(threads, model):
     for (d1, g1), (d3, g3) in zip(params1, params3):
         np.testing.assert_array_equal(d3, d1)
         np.testing.assert_array_equal(g3, g1)
+
+
+@pytest.mark.parametrize("model", ["model3", "model1", "deep-ae"])
+def test_split_gemms_agree_to_rounding(threads, model):
+    x = np.random.default_rng(0).random((5, 1, 28, 28), dtype=np.float32)
+    threads(1)
+    loss1, blobs1, params1 = _run(model, x)
+    threads(3)
+    loss3, blobs3, params3 = _run(model, x)
+    assert loss3 == pytest.approx(loss1, rel=1e-6)
+    for name, (data, diff) in blobs1.items():
+        assert_rounding_close(blobs3[name][0], data, f"{name} data")
+        assert_rounding_close(blobs3[name][1], diff, f"{name} diff")
+    for (d1, g1), (d3, g3) in zip(params1, params3):
+        assert_rounding_close(d3, d1)
+        assert_rounding_close(g3, g1)
+
+
+@pytest.mark.parametrize("solver_type", ["SGD", "Adam", "AdaDelta"])
+def test_threads_give_bit_identical_updates(threads, no_gemm_split, solver_type):
+    """The blockwise, threaded parameter update equals the one-thread update bit for bit."""
+    from caffe_cae.solvers import SOLVER_CLASSES
+    from caffe_cae.solvers import solver as solver_module
+
+    x = np.random.default_rng(1).random((4, 1, 28, 28), dtype=np.float32)
+    results = []
+    for n_threads, block in ((1, 1 << 30), (3, 1000)):
+        threads(n_threads)
+        solver_module.UPDATE_BLOCK, saved = block, solver_module.UPDATE_BLOCK
+        try:
+            param = generate.solver_param("model4", dim=3)
+            param.ClearField("net")
+            param.ClearField("test_iter")
+            param.test_interval = param.display = param.snapshot = 0
+            param.type, param.momentum, param.weight_decay = solver_type, 0.9, 0.001
+            net = Net(_input_net("model4", len(x)), phase=TRAIN, seed=5)
+            net.blobs["data"].data[...] = x
+            solver = SOLVER_CLASSES[solver_type](param, net=net, test_nets=[])
+            solver.step(2)
+        finally:
+            solver_module.UPDATE_BLOCK = saved
+        results.append(([p.data.copy() for p in net.learnable_params], [h.copy() for h in solver.history]))
+    for a, b in zip(results[0][0] + results[0][1], results[1][0] + results[1][1]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_nested_split_runs_inline_instead_of_deadlocking(threads):
+    threads(2)
+    hits = np.zeros((4, 6), int)
+
+    def outer(lo, hi):
+        for row in range(lo, hi):
+            parallel.split(lambda a, b, row=row: hits[row, a:b].__iadd__(1), 6, 6)
+
+    parallel.split(outer, 4, 24)
+    assert (hits == 1).all()

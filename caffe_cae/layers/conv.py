@@ -23,10 +23,10 @@ import math
 import numpy as np
 
 from caffe_cae.im2col import (ConvGeometry, Workspace, col2im, conv_out_size, from_columns,
-                              im2col, to_columns)
+                              im2col, matmul_col2im, to_columns)
 from caffe_cae.layers.base import Layer
 from caffe_cae.layers.registry import register
-from caffe_cae.parallel import split
+from caffe_cae.parallel import matmul, split
 
 #: Largest scratch (elements) for the per-image weight-gradient products before they are summed;
 #: bigger batches are processed in chunks of images.
@@ -199,14 +199,14 @@ class BaseConvolution(Layer):
     def _gemm(self, a, b, name):
         """Grouped GEMM into a workspace buffer: (G, m, k) @ (G, k, n) -> (G*m, n)."""
         out = self._ws.get(name, (a.shape[0] * a.shape[1], b.shape[2]), b.dtype)
-        np.matmul(a, b, out=out.reshape(a.shape[0], a.shape[1], b.shape[2]))
+        matmul(a, b, out.reshape(a.shape[0], a.shape[1], b.shape[2]))
         return out
 
     def _add_weight_grad(self, a, b):
         """weight diff += a @ b^T per group (Caffe's weight_cpu_gemm, accumulating)."""
         dw = self._weights3(self.blobs[0].diff)
         tmp = self._ws.get("dweight", dw.shape, dw.dtype)
-        np.matmul(a, b.transpose(0, 2, 1), out=tmp)
+        matmul(a, b.transpose(0, 2, 1), tmp)
         dw += tmp
 
     def _add_weight_grad_per_image(self, a, b):
@@ -220,7 +220,7 @@ class BaseConvolution(Layer):
         for lo in range(0, num, chunk):  # usually one pass; chunks only bound the scratch
             hi = min(num, lo + chunk)
             part = tmp[:hi - lo]
-            np.matmul(a[lo:hi], bt[lo:hi], out=part)
+            matmul(a[lo:hi], bt[lo:hi], part, axis=0)
             dw += part.sum(axis=0, dtype=dw.dtype)
 
     def _per_image(self, array, channels):
@@ -269,7 +269,7 @@ class ConvolutionLayer(BaseConvolution):
                 from_columns(out, g, self._as_conv(t.data, self.num_output, self.out_spatial))
                 continue
             y = self._per_image(t.data, self.num_output)
-            np.matmul(w, col.reshape(y.shape[:2] + (-1, y.shape[3])), out=y)
+            matmul(w, col.reshape(y.shape[:2] + (-1, y.shape[3])), y, axis=0)
             if self.bias_term:
                 self._add_bias(t.data)
 
@@ -297,13 +297,12 @@ class ConvolutionLayer(BaseConvolution):
             if propagate_down[i]:
                 dx = self._as_conv(b.diff, self.channels, self.in_spatial)
                 if g.batch_inner:
-                    dcol = self._gemm(w.transpose(0, 2, 1), self._grouped(dy), "dcol")
-                else:
-                    dcol = self._ws.get("dcol", (self.num, self.group, w.shape[2], dy.shape[3]),
-                                        dy.dtype)
-                    np.matmul(w.transpose(0, 2, 1), dy, out=dcol)
-                    dcol = dcol.reshape(self.num, -1, dy.shape[3])
-                col2im(dcol, g, dx, self._ws)
+                    matmul_col2im(w.transpose(0, 2, 1), self._grouped(dy), g, dx, self._ws)
+                    continue
+                dcol = self._ws.get("dcol", (self.num, self.group, w.shape[2], dy.shape[3]),
+                                    dy.dtype)
+                matmul(w.transpose(0, 2, 1), dy, dcol, axis=0)
+                col2im(dcol.reshape(self.num, -1, dy.shape[3]), g, dx, self._ws)
 
 
 @register("Deconvolution")
@@ -327,14 +326,13 @@ class DeconvolutionLayer(BaseConvolution):
                 x = to_columns(self._as_conv(b.data, self.channels, self.in_spatial), g,
                                self._ws, f"x{i}")
                 self._cached[i] = x
-                col = self._gemm(w.transpose(0, 2, 1), self._grouped(x), "col")
+                matmul_col2im(w.transpose(0, 2, 1), self._grouped(x), g, y, self._ws)
             else:
                 x = self._per_image(b.data, self.channels)
                 col = self._ws.get("col", (self.num, self.group, w.shape[2], x.shape[3]),
                                    x.dtype)
-                np.matmul(w.transpose(0, 2, 1), x, out=col)
-                col = col.reshape(self.num, -1, x.shape[3])
-            col2im(col, g, y, self._ws)
+                matmul(w.transpose(0, 2, 1), x, col, axis=0)
+                col2im(col.reshape(self.num, -1, x.shape[3]), g, y, self._ws)
             if self.bias_term:
                 self._add_bias(y)
 
@@ -365,4 +363,4 @@ class DeconvolutionLayer(BaseConvolution):
             if need_weight:
                 self._add_weight_grad_per_image(self._per_image(b.data, self.channels), col)
             if propagate_down[i]:
-                np.matmul(w, col, out=self._per_image(b.diff, self.channels))
+                matmul(w, col, self._per_image(b.diff, self.channels), axis=0)

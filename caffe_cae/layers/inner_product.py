@@ -18,6 +18,7 @@ import numpy as np
 from caffe_cae.layers.base import Layer
 from caffe_cae.layers.conv import canonical_axis
 from caffe_cae.layers.registry import register
+from caffe_cae.parallel import matmul
 
 
 @register("InnerProduct")
@@ -75,7 +76,7 @@ class InnerProductLayer(Layer):
     def forward(self, bottom, top):
         x = bottom[0].data.reshape(self.M, self.K)
         y = top[0].data.reshape(self.M, self.num_output)
-        np.matmul(x, self._weight_nk(self.blobs[0].data), out=y)
+        matmul(x, self._weight_nk(self.blobs[0].data), y)
         if self.bias_term:
             y += self.blobs[1].data
 
@@ -84,12 +85,14 @@ class InnerProductLayer(Layer):
         x = bottom[0].data.reshape(self.M, self.K)
         if self._param_down(0):
             dw = self.blobs[0].diff
+            product = np.empty_like(dw)
             if self.transpose:  # (K, N) += x^T dy
-                dw += x.T @ dy
+                matmul(x.T, dy, product)
             else:  # (N, K) += dy^T x
-                dw += dy.T @ x
+                matmul(dy.T, x, product)
+            dw += product
         if self.bias_term and self._param_down(1):
             self.blobs[1].diff += dy.sum(axis=0, dtype=dy.dtype)
         if propagate_down[0]:
             dx = bottom[0].diff.reshape(self.M, self.K)
-            np.matmul(dy, self._weight_nk(self.blobs[0].data).T, out=dx)
+            matmul(dy, self._weight_nk(self.blobs[0].data).T, dx)

@@ -24,6 +24,7 @@ import numpy as np
 
 from caffe_cae import weights
 from caffe_cae.errors import CaffeCaeError
+from caffe_cae.parallel import split
 from caffe_cae.proto import caffe_pb2
 from caffe_cae.solvers import config, snapshot as snap
 from caffe_cae.solvers.divergence import diverged
@@ -266,20 +267,26 @@ class Solver:
         l1 = self.param.regularization_type == "L1"
         iter_size = self.param.iter_size
         for i, p in enumerate(params):
-            diff, data, scratch = p.diff, p.data, self._scratch[i]
-            if iter_size > 1:
-                diff *= f32(1) / f32(iter_size)
             local_decay = weight_decay * self._decay_mult[i]
-            if local_decay:
-                if l1:
-                    np.sign(data, out=scratch)
-                    scratch *= local_decay
-                else:
-                    np.multiply(data, local_decay, out=scratch)
-                diff += scratch
-            self.rule.apply(i, diff, self.history, scratch, rate * self._lr_mult[i], self.iter)
-        for p in params:
-            p.data -= p.diff
+            local_rate = rate * self._lr_mult[i]
+
+            # Element-wise per param, so it runs in cache-sized blocks of the flat arrays
+            # (shared out to the threads): the same float operations, far less memory traffic.
+            def update(diff, data, scratch, history, i=i, local_decay=local_decay,
+                       local_rate=local_rate):
+                if iter_size > 1:
+                    diff *= f32(1) / f32(iter_size)
+                if local_decay:
+                    if l1:
+                        np.sign(data, out=scratch)
+                        scratch *= local_decay
+                    else:
+                        np.multiply(data, local_decay, out=scratch)
+                    diff += scratch
+                self.rule.apply(i, diff, history, scratch, local_rate, self.iter)
+                data -= diff  # Net::Update
+
+            _blockwise_update(update, p.diff, p.data, self._scratch[i], self.history)
 
     def _clip_gradients(self, params) -> None:
         clip = f32(self.param.clip_gradients)
@@ -416,6 +423,39 @@ class Solver:
         self.current_step = state.current_step
         snap.load_history(state, self.history, path)
         log.info("%sSolver: restoring history", self.TYPE)
+
+
+#: Elements per block of the parameter update (its arrays then stay in the CPU cache).
+UPDATE_BLOCK = 1 << 16
+
+
+class _HistorySlice:
+    """``history`` as the update rules index it, every array cut to flat elements lo..hi-1."""
+
+    def __init__(self, history, lo, hi):
+        self.history, self.lo, self.hi = history, lo, hi
+
+    def __len__(self):
+        return len(self.history)
+
+    def __getitem__(self, k):
+        return self.history[k].reshape(-1)[self.lo:self.hi]
+
+
+def _blockwise_update(update, diff, data, scratch, history) -> None:
+    """``update(diff, data, scratch, history)`` over blocks of one param's flat arrays,
+    or once on the whole arrays when one of them is not contiguous."""
+    if not all(a.flags.c_contiguous for a in (diff, data, scratch, *history)):
+        update(diff, data, scratch, history)
+        return
+    flat = [a.reshape(-1) for a in (diff, data, scratch)]
+
+    def part(start, stop):
+        for lo in range(start, stop, UPDATE_BLOCK):
+            hi = min(stop, lo + UPDATE_BLOCK)
+            update(*(a[lo:hi] for a in flat), _HistorySlice(history, lo, hi))
+
+    split(part, flat[0].size, flat[0].size)
 
 
 class _stop_on_sigint:

@@ -59,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        return int(args.func(args) or 0)
+        from caffe_cae.parallel import limit_threads
+
+        with limit_threads(getattr(args, "threads", None)):  # commands with --threads
+            return int(args.func(args) or 0)
     except CaffeCaeError as err:
         if args.debug:
             raise

@@ -146,3 +146,26 @@ def single_threaded_blas():
     if not _controller:
         return contextlib.nullcontext()
     return _controller.limit(limits=1, user_api="blas")
+
+
+@contextlib.contextmanager
+def limit_threads(n: int | None):
+    """Run a block with ``n`` threads everywhere: this module's pool and every BLAS/OpenMP
+    library threadpoolctl knows (scikit-learn's t-SNE and MLP included).  ``None``/0: leave the
+    defaults.  The previous settings come back afterwards."""
+    if not n:
+        yield
+        return
+    previous = threads()
+    set_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: then only our pool is limited
+        limits = contextlib.nullcontext()
+    else:
+        limits = threadpool_limits(limits=n)
+    try:
+        with limits:
+            yield
+    finally:
+        set_threads(previous)

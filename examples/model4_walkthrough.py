@@ -9,10 +9,10 @@ import pathlib
 import sys
 
 import h5py
-from threadpoolctl import threadpool_limits
 
 from caffe_cae import generate
 from caffe_cae.experiments import encode, evaluate, figures, mnist, paper_results
+from caffe_cae.parallel import limit_threads
 from caffe_cae.solver import get_solver
 
 
@@ -59,7 +59,7 @@ def main(folder: str = "model4-walkthrough", iters: int = 2000) -> None:
 
 
 if __name__ == "__main__":
-    # One BLAS/OpenMP thread, as caffe-cae's commands default to: these GEMMs are small.
-    with threadpool_limits(limits=1):
+    # One thread, as caffe-cae's experiment commands default to: these GEMMs are small.
+    with limit_threads(1):
         main(sys.argv[1] if len(sys.argv) > 1 else "model4-walkthrough",
              int(sys.argv[2]) if len(sys.argv) > 2 else 2000)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from caffe_cae.commands.common import add_threads_argument
+
 from caffe_cae.experiments import encode
 
 
@@ -26,19 +28,11 @@ def register(subparsers) -> None:
                         help="blob to save (repeatable; the first is the code; default ip2encode)")
     parser.add_argument("--batch", type=int, default=100, help="samples per forward pass (default 100)")
     parser.add_argument("--limit", type=int, help="encode only the first N samples")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="BLAS/OpenMP threads (default 1; 0 = the libraries' default)")
+    add_threads_argument(parser, default=1)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=args.threads or None):
-        return _run(args)
-
-
-def _run(args) -> int:
     blobs = args.blobs or ["ip2encode"]
     codes, labels, switches = encode.encode_h5(args.net, args.weights, args.data, blobs,
                                                batch_size=args.batch, limit=args.limit, progress=True)

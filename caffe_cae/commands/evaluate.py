@@ -8,6 +8,8 @@ code's sparsity (% of elements below 30 % of the maximum, Sec. 5.1); the compres
 from __future__ import annotations
 
 import argparse
+
+from caffe_cae.commands.common import add_threads_argument
 import json
 
 from caffe_cae.experiments import evaluate, sparsity
@@ -31,19 +33,11 @@ def register(subparsers) -> None:
                         help="bits per switch in the compression ratio (default: the paper's floor(log2))")
     parser.add_argument("--seed", type=int, default=0, help="fold shuffling / MLP initialisation seed")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="BLAS/OpenMP threads (default 1; 0 = the libraries' default)")
+    add_threads_argument(parser, default=1)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=args.threads or None):
-        return _run(args)
-
-
-def _run(args) -> int:
     codes, labels, switches = evaluate.read_codes(args.codes, args.blob)
     kinds = [k.strip() for k in args.classifiers.split(",") if k.strip()]
     result = evaluate.evaluate_codes(codes, labels, switches, folds=args.folds, seed=args.seed,

@@ -12,6 +12,8 @@ same command after an interruption.  Example (minutes on 2 cores)::
 from __future__ import annotations
 
 import argparse
+
+from caffe_cae.commands.common import add_threads_argument
 import logging
 
 from caffe_cae.errors import CaffeCaeError
@@ -51,8 +53,7 @@ def register(subparsers) -> None:
     parser.add_argument("--force", action="store_true",
                         help="redo the encoding, measures and figures of finished runs (delete a run folder to retrain it)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="BLAS/OpenMP threads (default 1: these small GEMMs gain little; 0 = libraries' default)")
+    add_threads_argument(parser, default=1, why="spinning worker threads cost more than they gain on a shared machine")
     parser.add_argument("--verbose", action="store_true", help="keep the nets' and solvers' Caffe-style log lines")
     parser.set_defaults(func=run)
 

@@ -9,6 +9,8 @@ weight) and the mean loss, as Caffe does.
 from __future__ import annotations
 
 import argparse
+
+from caffe_cae.commands.common import add_threads_argument
 import logging
 
 import numpy as np
@@ -28,6 +30,7 @@ def register(subparsers) -> None:
     add_model_arguments(parser, default_phase="TEST")
     parser.add_argument("--weights", metavar="W[,W...]", help="caffemodel(s) to score (required)")
     parser.add_argument("--iterations", type=int, default=50, metavar="N", help="batches to run (default 50)")
+    add_threads_argument(parser, default=None)
     parser.set_defaults(func=run)
 
 

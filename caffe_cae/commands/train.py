@@ -18,6 +18,7 @@ import contextlib
 import logging
 import sys
 
+from caffe_cae.commands.common import add_threads_argument
 from caffe_cae.errors import CaffeCaeError
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def register(subparsers) -> None:
     start.add_argument("--snapshot", metavar="STATE", help=".solverstate(.h5) to resume training from")
     parser.add_argument("--iterations", type=int, metavar="N", help="train to iteration N (overrides max_iter)")
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    add_threads_argument(parser, default=None)
     parser.set_defaults(func=run)
 
 

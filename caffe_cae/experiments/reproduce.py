@@ -62,7 +62,7 @@ class Settings:
     force: bool = False
     progress: bool = True
     spec: mnist.MnistSpec = mnist.MNIST   # what a correct data set is (tests use a tiny one)
-    threads: int | None = 1            # BLAS/OpenMP threads; None = the libraries' default
+    threads: int | None = 1            # interpreter + BLAS/OpenMP threads; None = the defaults
 
     def check(self) -> None:
         from caffe_cae import zoo
@@ -344,9 +344,9 @@ def reproduce(settings: Settings) -> pathlib.Path:
     and on a shared machine spinning worker threads cost far more than they gain (5x slower
     training, 40x slower t-SNE measured on 2 busy cores).
     """
-    from threadpoolctl import threadpool_limits
+    from caffe_cae.parallel import limit_threads
 
-    with threadpool_limits(limits=settings.threads):
+    with limit_threads(settings.threads):
         return _reproduce(settings)
 
 

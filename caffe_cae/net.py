@@ -224,6 +224,7 @@ class Net:
             self._reshaped_for[node.index] = [self._blob_list[b].shape for b in node.bottom_ids]
         self._init_params()
         self._set_loss_weight_diffs()
+        self._mark_overwritten_bottoms()
         if weights is not None:
             self.copy_from(weights)
 
@@ -254,6 +255,25 @@ class Net:
             blob = graph.layers[entry.layer_index].layer.blobs[entry.param_index]
             blob.share_data(owner_blob)
             blob.share_diff(owner_blob)
+
+    def _mark_overwritten_bottoms(self) -> None:
+        """Layers that keep values derived from a bottom for backward (``reuse_forward_columns``)
+        must recompute them where a later in-place layer writes into that bottom's memory:
+        Split, Reshape, Flatten (and one-part Concat/Slice) tops are views of their bottom."""
+        root = list(range(len(self._blob_list)))  # blob -> the blob whose memory it views
+        last_write: dict[int, int] = {}  # memory root -> last layer writing into it in place
+        for node in self.graph.layers:
+            layer = node.layer
+            if getattr(layer, "shares_data", False) or (
+                    layer.type in ("Concat", "Slice") and len(node.bottom_ids) == len(node.top_ids) == 1):
+                for t in node.top_ids:
+                    root[t] = root[node.bottom_ids[0]]
+            for blob_id in set(node.top_ids) & set(node.bottom_ids):
+                last_write[root[blob_id]] = node.index
+        for node in self.graph.layers:
+            if getattr(node.layer, "reuse_forward_columns", False) and any(
+                    last_write.get(root[b], -1) > node.index for b in node.bottom_ids):
+                node.layer.reuse_forward_columns = False
 
     def _set_loss_weight_diffs(self) -> None:
         """Layer::SetLossWeights: a loss top's diff holds its loss weight."""

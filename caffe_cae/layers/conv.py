@@ -93,6 +93,10 @@ class BaseConvolution(Layer):
     #: Optional per-parameter-blob flags set by the Net (Caffe's param_propagate_down_);
     #: None = compute every parameter gradient.
     param_propagate_down: list[bool] | None = None
+    #: Backward reuses the columns forward made from the bottom.  The Net clears this where a
+    #: later in-place layer may overwrite the bottom's memory (through Split/Reshape/Flatten
+    #: views): Caffe's backward reads the bottom as it is then, so the columns are redone.
+    reuse_forward_columns: bool = True
 
     def check_blob_counts(self, n_bottom, n_top):
         super().check_blob_counts(n_bottom, n_top)
@@ -261,7 +265,8 @@ class ConvolutionLayer(BaseConvolution):
         for i, (b, t) in enumerate(zip(bottom, top)):
             x = self._as_conv(b.data, self.channels, self.in_spatial)
             col = im2col(x, g, self._ws, f"col{i}")
-            self._cached[i] = col
+            if self.reuse_forward_columns:
+                self._cached[i] = col
             if g.batch_inner:
                 out = self._gemm(w, self._grouped(col), "out")
                 if self.bias_term:
@@ -325,7 +330,8 @@ class DeconvolutionLayer(BaseConvolution):
             if g.batch_inner:
                 x = to_columns(self._as_conv(b.data, self.channels, self.in_spatial), g,
                                self._ws, f"x{i}")
-                self._cached[i] = x
+                if self.reuse_forward_columns:
+                    self._cached[i] = x
                 matmul_col2im(w.transpose(0, 2, 1), self._grouped(x), g, y, self._ws)
             else:
                 x = self._per_image(b.data, self.channels)

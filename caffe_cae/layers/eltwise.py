@@ -18,7 +18,8 @@ class EltwiseLayer(Layer):
     and 1 are compared with ``a > b`` (so a tie between them goes to bottom **1**), later bottoms
     replace the running maximum only when strictly greater (an earlier one keeps a tie).
     PROD's gradient uses ``stable_prod_grad`` (default true): the product of the other bottoms,
-    otherwise ``top / bottom``.
+    otherwise ``top / bottom``.  In place (top == bottom 0), SUM and MAX first fill the top
+    (0 / -FLT_MAX) as Caffe does, so bottom 0 drops out of the result.
     """
 
     min_bottoms = 2
@@ -63,6 +64,10 @@ class EltwiseLayer(Layer):
             y[...] = total
         else:  # MAX
             a, b = bottom[0].data, bottom[1].data
+            if np.shares_memory(y, a):
+                # In place: Caffe fills the top with -FLT_MAX before comparing, so bottom 0
+                # reads as -FLT_MAX (like SUM's zeroing above).  Reproduced.
+                a = np.full_like(y, -np.finfo(np.float32).max)
             first_wins = a > b
             self.max_idx = np.where(first_wins, 0, 1).astype(np.int32)
             best = np.where(first_wins, a, b)

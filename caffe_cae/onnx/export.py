@@ -72,6 +72,8 @@ def export_net(net, outputs: list[str] | None = None, opset: int = DEFAULT_OPSET
             raise layers[i].error("ONNX export: a requested output depends on this loss/accuracy layer")
         stack.extend(v for v in inputs_of[i] if v is not None)
 
+    _refuse_stale_views(layers, bottoms, tops, inputs_of, needed_layers)
+
     graph = GraphBuilder(opset)
     tensor: dict[tuple[int, int], str] = {}
     graph_inputs = []
@@ -119,6 +121,39 @@ def export_net(net, outputs: list[str] | None = None, opset: int = DEFAULT_OPSET
     except onnx.checker.ValidationError as err:  # a converter bug, not a user error
         raise RuntimeError(f"exported model does not pass the ONNX checker: {err}") from err
     return model
+
+
+def _shares_memory(layer, n_bottoms: int, n_tops: int) -> bool:
+    """Tops that are views of the bottom in Caffe (Split, Reshape, Flatten, one-part Concat/Slice)."""
+    return getattr(layer, "shares_data", False) or (
+        layer.type in ("Concat", "Slice") and n_bottoms == n_tops == 1)
+
+
+def _refuse_stale_views(layers, bottoms, tops, inputs_of, needed_layers) -> None:
+    """In Caffe an in-place layer on a view (say a Flatten top) also overwrites the memory of
+    the blob it views and of that blob's other views; a layer reading one of those afterwards
+    sees the overwritten values (the interpreter too).  ONNX values are immutable, so such a
+    read cannot be exported faithfully: refuse it, naming the layers."""
+    root: dict[str, str] = {}
+    writes: dict[str, list[tuple[int, str]]] = {}  # memory root -> in-place writes (layer, blob)
+    for i, layer in enumerate(layers):
+        for j, blob in enumerate(bottoms[i]):
+            produced = inputs_of[i][j][0] if inputs_of[i][j] is not None else -1
+            for w, writer in writes.get(root.get(blob, blob), ()):
+                if writer != blob and produced < w and i in needed_layers:
+                    raise layer.error(
+                        f"ONNX export: reads blob '{blob}' after layer '{layers[w].name}' "
+                        f"({layers[w].type}) overwrote its memory in place through the view "
+                        f"'{writer}' (Caffe's shared memory has no ONNX equivalent)")
+        views = _shares_memory(layer, len(bottoms[i]), len(tops[i]))
+        for j, blob in enumerate(tops[i]):
+            if j < len(bottoms[i]) and bottoms[i][j] == blob:
+                if layer.type != "Dropout":  # the identity at inference
+                    writes.setdefault(root.get(blob, blob), []).append((i, blob))
+            elif views:
+                root[blob] = root.get(bottoms[i][0], bottoms[i][0])
+            else:
+                root[blob] = blob
 
 
 def _value_info(name: str, shape) -> onnx.ValueInfoProto:

@@ -85,10 +85,16 @@ def slice_(c: LayerContext) -> None:
 def eltwise(c: LayerContext) -> None:
     p = c.param.eltwise_param
     op = p.operation
+    # In place (top == bottom 0) Caffe fills the top before reading bottom 0: SUM and MAX then
+    # see 0 / -FLT_MAX there (as the interpreter does).
+    in_place = bool(c.param.top) and bool(c.param.bottom) and c.param.top[0] == c.param.bottom[0]
     if op == caffe_pb2.EltwiseParameter.PROD:
         c.emit("Mul", c.inputs, output_index=0) if len(c.inputs) == 2 else _chain(c, "Mul")
     elif op == caffe_pb2.EltwiseParameter.MAX:
-        c.emit("Max", c.inputs, output_index=0)
+        inputs = list(c.inputs)
+        if in_place:
+            inputs[0] = c.const("lowest", np.float32(-np.finfo(np.float32).max))
+        c.emit("Max", inputs, output_index=0)
     else:
         coeffs = list(p.coeff) or [1.0] * len(c.inputs)
         if len(coeffs) != len(c.inputs):
@@ -96,6 +102,7 @@ def eltwise(c: LayerContext) -> None:
         terms = [
             x if k == 1 else c.emit("Mul", [x, c.const(f"coeff{i}", k)])
             for i, (x, k) in enumerate(zip(c.inputs, coeffs))
+            if not (in_place and i == 0)
         ]
         c.emit("Sum", terms, output_index=0)
 

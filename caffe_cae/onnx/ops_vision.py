@@ -58,6 +58,10 @@ def _pool_geometry(c: LayerContext):
     # Caffe's ceil rounding + clip rule fixed the output size; pad the end so that exactly
     # out windows fit: (out-1)*s + k <= in + pad_begin + pad_end.
     ends = [max((o - 1) * s + k - n - p, 0) for o, s, k, n, p in zip((out_h, out_w), stride, kernel, (height, width), pad)]
+    if any(e >= k for e, k in zip(ends, kernel)):  # only without pad and kernel < stride
+        raise c.error(f"the last pooling window lies outside the {height}x{width} input (kernel "
+                      f"{kernel}, stride {stride}, no pad: Caffe's ceil rounding); ONNX pooling "
+                      f"cannot express it")
     return kernel, stride, pad, ends, (height, width), (out_h, out_w)
 
 

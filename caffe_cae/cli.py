@@ -61,12 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from caffe_cae.parallel import limit_threads
 
+        if (getattr(args, "threads", None) or 0) < 0:
+            raise CaffeCaeError(f"--threads must be 0 (the libraries' defaults) or more (got {args.threads})")
         with limit_threads(getattr(args, "threads", None)):  # commands with --threads
             return int(args.func(args) or 0)
     except CaffeCaeError as err:
         if args.debug:
             raise
-        print(f"caffe-cae {args.command}: error: {err}", file=sys.stderr)
+        one_line = " ".join(part.strip() for part in str(err).splitlines() if part.strip())  # e.g. HDF5's
+        print(f"caffe-cae {args.command}: error: {one_line}", file=sys.stderr)
         return getattr(err, "exit_status", 1)  # e.g. migrate: 2 = unparsable input, as Caffe's tools
     except KeyboardInterrupt:
         print(f"caffe-cae {args.command}: interrupted", file=sys.stderr)

@@ -38,11 +38,30 @@ def parse_text(text: str, message_type: type[M], source: str | os.PathLike | Non
         match = _LOCATION.match(raw)
         if match:
             line, col, detail = match.group(1), match.group(2), raw[match.end():]
+            if _error_is_at_end(text, message_type):
+                line, col = _end_position(text)
             where = f"{source or '<text>'}:{line}:{col}"
         else:
             where, detail = f"{source or '<text>'}", raw
         raise CaffeCaeError(f"{where}: {detail.strip()}") from None
     return message
+
+
+def _error_is_at_end(text: str, message_type) -> bool:
+    """Did the parse fail because the text ended (e.g. a missing "}")?  Python's parser then
+    names the last token; appending a bad token shows it: the error moves to that token."""
+    try:
+        text_format.Parse(text + "\n@", message_type())
+    except text_format.ParseError as err:
+        match = _LOCATION.match(str(err))
+        return bool(match) and int(match.group(1)) == text.count("\n") + 2
+    return False
+
+
+def _end_position(text: str) -> tuple[int, int]:
+    """1-based line:column just past the text, where C++ TextFormat (Caffe) reports an early end."""
+    last = text.rsplit("\n", 1)[-1]
+    return text.count("\n") + 1, len(last) + 1
 
 
 def read_text_file(path: str | os.PathLike, message_type: type[M]) -> M:

@@ -36,7 +36,7 @@ def test_syntax_error_is_one_line_without_traceback():
     path = GOLDEN / "mig_syntax_error" / "in.prototxt"
     result = run_cli("show", path)
     assert result.returncode != 0
-    assert result.stderr.splitlines() == [f"caffe-cae show: error: {path}:14:1: Expected \"}}\"."]
+    assert result.stderr.splitlines() == [f"caffe-cae show: error: {path}:15:1: Expected \"}}\"."]
     assert "Traceback" not in result.stderr
 
 

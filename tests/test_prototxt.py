@@ -65,7 +65,7 @@ def test_syntax_error_names_file_line_and_column():
     with pytest.raises(CaffeCaeError) as err:
         prototxt.read_net_text(SYNTAX_ERROR_CASE)
     message = str(err.value)
-    assert message.startswith(f"{SYNTAX_ERROR_CASE}:14:1: ") and "\n" not in message
+    assert message.startswith(f"{SYNTAX_ERROR_CASE}:15:1: ") and "\n" not in message
 
 
 @pytest.mark.parametrize(

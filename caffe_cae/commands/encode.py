@@ -9,8 +9,10 @@ compression ratio of ``caffe-cae evaluate``).
 from __future__ import annotations
 
 import argparse
+import os
 
 from caffe_cae.commands.common import add_threads_argument
+from caffe_cae.errors import CaffeCaeError
 
 from caffe_cae.experiments import encode
 
@@ -33,6 +35,12 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    if args.batch < 1:
+        raise CaffeCaeError(f"--batch must be at least 1 (got {args.batch})")
+    if args.limit is not None and args.limit < 1:
+        raise CaffeCaeError(f"--limit must be at least 1 (got {args.limit})")
+    if os.path.isdir(args.out):  # before the work, not after it
+        raise CaffeCaeError(f"{args.out}: is a directory, expected a file to write")
     blobs = args.blobs or ["ip2encode"]
     codes, labels, switches = encode.encode_h5(args.net, args.weights, args.data, blobs,
                                                batch_size=args.batch, limit=args.limit, progress=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from caffe_cae.commands.common import add_threads_argument
+from caffe_cae.errors import CaffeCaeError
 import json
 
 from caffe_cae.experiments import evaluate, sparsity
@@ -38,8 +39,18 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    codes, labels, switches = evaluate.read_codes(args.codes, args.blob)
     kinds = [k.strip() for k in args.classifiers.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in evaluate.CLASSIFIERS]
+    if unknown:
+        raise CaffeCaeError(f"--classifiers: unknown {', '.join(map(repr, unknown))} "
+                            f"(known: {', '.join(evaluate.CLASSIFIERS)})")
+    if kinds and args.folds < 2:
+        raise CaffeCaeError(f"--folds must be at least 2 (got {args.folds})")
+    if args.mlp_max_iter < 1:
+        raise CaffeCaeError(f"--mlp-max-iter must be at least 1 (got {args.mlp_max_iter})")
+    if not 0.0 <= args.threshold <= 1.0:
+        raise CaffeCaeError(f"--threshold is a fraction of the maximum, 0..1 (got {args.threshold:g})")
+    codes, labels, switches = evaluate.read_codes(args.codes, args.blob)
     result = evaluate.evaluate_codes(codes, labels, switches, folds=args.folds, seed=args.seed,
                                      classifiers=kinds, mlp_max_iter=args.mlp_max_iter,
                                      sparsity_fraction=args.threshold, switch_rule=args.switch_bits)

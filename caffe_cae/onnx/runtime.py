@@ -57,6 +57,8 @@ def make_session(model, device: str = "auto", profile_dir: str | None = None):
         source = os.fspath(source)
     if isinstance(source, str) and not os.path.exists(source):
         raise CaffeCaeError(f"{source}: no such file")
+    if isinstance(source, str) and os.path.isdir(source):
+        raise CaffeCaeError(f"{source}: is a directory, expected an .onnx file")
     if device != "cpu":
         usable, why = cuda_status()
         if usable:
@@ -73,7 +75,8 @@ def make_session(model, device: str = "auto", profile_dir: str | None = None):
     try:
         return ort.InferenceSession(source, _options(profile_dir), providers=[CPU])
     except Exception as err:
-        raise CaffeCaeError(f"onnxruntime cannot load the model: {str(err).splitlines()[0]}") from None
+        where = f"{source}: " if isinstance(source, str) else ""
+        raise CaffeCaeError(f"{where}onnxruntime cannot load the model: {str(err).splitlines()[0]}") from None
 
 
 def run_batched(session, feeds: dict[str, np.ndarray], batch: int | None = None, progress=None) -> dict[str, np.ndarray]:

@@ -24,6 +24,8 @@ REGULARIZATION_TYPES = ("L2", "L1")
 def read_solver(path: str | os.PathLike) -> caffe_pb2.SolverParameter:
     """Parse a solver prototxt, upgrade it if legacy, and apply Caffe's snapshot_prefix rule."""
     path = str(path)
+    if os.path.isdir(path):
+        raise CaffeCaeError(f"{path}: is a directory, expected a solver prototxt")
     if not os.path.isfile(path):
         raise CaffeCaeError(f"{path}: no such solver file")
     try:

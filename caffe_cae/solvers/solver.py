@@ -417,6 +417,9 @@ class Solver:
         if not os.path.exists(path):
             raise CaffeCaeError(f"{path}: no such solverstate file")
         state = weights.read_solverstate(path)
+        if not state.HasField("iter") and not state.history:  # Caffe always writes iter
+            raise CaffeCaeError(f"{path}: not a solverstate (no iter, no history); a .caffemodel "
+                                f"goes to --weights, not --snapshot")
         self.iter = state.iter
         if state.learned_net:
             self.net.copy_from(snap.resolve_learned_net(state.learned_net, path))

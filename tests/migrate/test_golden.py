@@ -76,7 +76,7 @@ def test_syntax_error_is_one_line_with_line_and_column_no_traceback():
     result = migrate_subprocess(GOLDEN / "mig_syntax_error" / "in.prototxt")
     assert result.returncode == 2 and result.stdout == ""  # Caffe: 2 = input could not be parsed
     assert result.stderr.splitlines() == [
-        f"caffe-cae migrate: error: {GOLDEN / 'mig_syntax_error' / 'in.prototxt'}:14:1: Expected \"}}\"."]
+        f"caffe-cae migrate: error: {GOLDEN / 'mig_syntax_error' / 'in.prototxt'}:15:1: Expected \"}}\"."]
 
 
 # -- binary caffemodel --------------------------------------------------------------------------

@@ -64,18 +64,13 @@ def input_net_param(model: str, batch: int, deploy: bool = False):
     """The model's net with an ``Input`` layer ``data`` (batch, 1, 28, 28) instead of its HDF5
     data layers: the train/test net (losses kept) or, with ``deploy``, the deploy net."""
     from caffe_cae import generate
+    from caffe_cae.experiments.encode import feed_net_param
+    from caffe_cae.proto import caffe_pb2
 
     param = generate.net_param(model, dim=DIM, batch=batch, deploy=deploy)
     if deploy:
         return param
-    layers = [layer for layer in param.layer if layer.type != "HDF5Data"]
-    del param.layer[:]
-    data = param.layer.add()
-    data.name, data.type = "data", "Input"
-    data.top.append("data")
-    data.input_param.shape.add().dim.extend([batch, 1, 28, 28])
-    param.layer.extend(layers)
-    return param
+    return feed_net_param(param, {"data": (batch, 1, 28, 28)}, phase=caffe_pb2.TRAIN)
 
 
 def solver_param(model: str):

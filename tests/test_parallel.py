@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from caffe_cae import generate, parallel
+from caffe_cae.experiments.encode import feed_net_param
 from caffe_cae.net import TRAIN, Net
 
 
@@ -57,14 +58,7 @@ def test_errors_in_a_part_propagate(threads):
 def _input_net(model: str, batch: int):
     """The model's train net with an Input layer instead of its HDF5 data layers."""
     param = generate.net_param(model, dim=3, batch=batch)
-    layers = [layer for layer in param.layer if layer.type != "HDF5Data"]
-    del param.layer[:]
-    data = param.layer.add()
-    data.name, data.type = "data", "Input"
-    data.top.append("data")
-    data.input_param.shape.add().dim.extend([batch, 1, 28, 28])
-    param.layer.extend(layers)
-    return param
+    return feed_net_param(param, {"data": (batch, 1, 28, 28)}, phase=TRAIN)
 
 
 def _run(model: str, x: np.ndarray):

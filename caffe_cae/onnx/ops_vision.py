@@ -90,24 +90,14 @@ def pooling(c: LayerContext) -> None:
         # Caffe divides by the window clipped to in+pad (padded cells count, cells beyond do not):
         # average with every pad counted, then rescale by k*k / Caffe's divisor per output cell.
         mean = c.emit("AveragePool", c.inputs[:1], count_include_pad=1, **attrs)
-        divisor = _caffe_ave_divisor((height, width), (out_h, out_w), kernel, stride, pad)
-        scale = (kernel[0] * kernel[1]) / divisor
+        divisor = c.layer.grid.pool_size  # Caffe's divisor per output cell, from the layer
+        scale = ((kernel[0] * kernel[1]) / divisor).astype(np.float32)
         if np.allclose(scale, 1.0):
             c.emit("Identity", [mean], output_index=0)
         else:
             c.emit("Mul", [mean, c.const("rescale", scale)], output_index=0)
         return
     raise c.error("only MAX and AVE pooling are exportable")
-
-
-def _caffe_ave_divisor(size, out, kernel, stride, pad) -> np.ndarray:
-    """Caffe's AVE pool_size per output cell: window end clipped to in+pad before counting."""
-    per_axis = []
-    for n, o, k, s, p in zip(size, out, kernel, stride, pad):
-        start = np.arange(o) * s - p
-        end = np.minimum(start + k, n + p)
-        per_axis.append((end - start).astype(np.float32))
-    return np.outer(per_axis[0], per_axis[1]).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------
@@ -138,8 +128,7 @@ def unpooling(c: LayerContext) -> None:
     # window end clipped to the output); windows beyond the output are cropped.
     value = c.inputs[0]
     if method == methods.AVE:
-        divisor = _caffe_ave_divisor((out_h, out_w), (height, width), kernel, stride, [0, 0])
-        value = c.emit("Div", [value, c.const("pool_size", divisor)])
+        value = c.emit("Div", [value, c.const("pool_size", layer.grid.pool_size)])
     weight = np.ones((channels, 1, kernel[0], kernel[1]), np.float32)
     up = c.emit("ConvTranspose", [value, c.const("window", weight)], kernel_shape=kernel, strides=stride, group=channels)
     spread = [(n - 1) * s + k for n, s, k in zip((height, width), stride, kernel)]

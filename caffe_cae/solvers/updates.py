@@ -14,6 +14,14 @@ import numpy as np
 f32 = np.float32
 
 
+def decay_squares_into(h: np.ndarray, x: np.ndarray, decay: np.float32, scratch: np.ndarray) -> None:
+    """``h = decay * h + (1 - decay) * x^2`` in Caffe's float32 order (powx, axpby)."""
+    np.multiply(x, x, out=scratch)
+    scratch *= f32(1) - decay
+    h *= decay
+    h += scratch
+
+
 class UpdateRule:
     """Base: how many history blobs per learnable param and the update itself."""
 
@@ -73,11 +81,7 @@ class RMSPropRule(UpdateRule):
 
     def apply(self, index, diff, history, scratch, local_rate, it):
         h = history[index]
-        decay = f32(self.param.rms_decay)
-        np.multiply(diff, diff, out=scratch)
-        scratch *= f32(1) - decay
-        h *= decay
-        h += scratch
+        decay_squares_into(h, diff, f32(self.param.rms_decay), scratch)
         np.sqrt(h, out=scratch)
         scratch += f32(self.param.delta)
         np.divide(diff, scratch, out=diff)
@@ -94,20 +98,13 @@ class AdaDeltaRule(UpdateRule):
         g2, dx2 = history[index], history[n + index]
         momentum = f32(self.param.momentum)
         delta = f32(self.param.delta)
-        one_minus = f32(1) - momentum
-        np.multiply(diff, diff, out=scratch)
-        scratch *= one_minus
-        g2 *= momentum
-        g2 += scratch
+        decay_squares_into(g2, diff, momentum, scratch)
         # update = sqrt((E[dx^2] + delta) / (E[g^2] + delta))
         np.add(dx2, delta, out=scratch)
         scratch /= g2 + delta
         np.sqrt(scratch, out=scratch)
         diff *= scratch
-        np.multiply(diff, diff, out=scratch)
-        scratch *= one_minus
-        dx2 *= momentum
-        dx2 += scratch
+        decay_squares_into(dx2, diff, momentum, scratch)
         diff *= local_rate
 
 
@@ -127,10 +124,7 @@ class AdamRule(UpdateRule):
         m *= beta1
         np.multiply(diff, f32(1) - beta1, out=scratch)
         m += scratch
-        np.multiply(diff, diff, out=scratch)
-        scratch *= f32(1) - beta2
-        v *= beta2
-        v += scratch
+        decay_squares_into(v, diff, beta2, scratch)
         np.sqrt(v, out=scratch)
         scratch += f32(self.param.delta)
         np.divide(m, scratch, out=diff)

@@ -3,6 +3,10 @@
 The TEST-phase graph is exported: data layers become inputs with a dynamic batch axis, loss and
 accuracy layers are left out, and the chosen blobs become outputs (default: every blob the net
 computes that no remaining layer consumes, e.g. the reconstruction ``deconv1neursig``).
+
+The graph is optimised for onnxruntime without changing values: a top-left Unpooling (no
+switches) and the Deconvolution reading it become one strided ConvTranspose, a Deconvolution
+of a 1x1 map becomes a Gemm.  ``--no-fuse`` keeps one node group per layer.
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ def register(subparsers) -> None:
     parser.add_argument("weights", nargs="?", help=".caffemodel or .caffemodel.h5 (default: the fillers' values)")
     parser.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     parser.add_argument("--outputs", help="comma-separated blobs to output, e.g. ip2encode,deconv1neursig")
+    parser.add_argument("--no-fuse", action="store_true",
+                        help="no graph rewrites: every layer keeps its own nodes (see above)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET})")
     parser.set_defaults(func=run)
 
@@ -31,7 +37,7 @@ def run(args) -> int:
     from caffe_cae.onnx import export, save
 
     outputs = [b.strip() for b in args.outputs.split(",") if b.strip()] if args.outputs else None
-    model = export(args.net, args.weights, outputs=outputs, opset=args.opset)
+    model = export(args.net, args.weights, outputs=outputs, opset=args.opset, optimize=not args.no_fuse)
     save(model, args.output)
     names = ", ".join(f"{o.name} {_dims(o)}" for o in model.graph.output)
     log.info("Inputs: %s; outputs: %s", ", ".join(f"{i.name} {_dims(i)}" for i in model.graph.input), names)

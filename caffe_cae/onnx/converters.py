@@ -27,6 +27,7 @@ class LayerContext:
     bottom_shapes: list[tuple[int, ...]]
     top_shapes: list[tuple[int, ...]]
     params: list[np.ndarray]
+    optimize: bool = True  # allow the value-preserving rewrites of ``caffe_cae.onnx.fusion``
 
     @property
     def name(self) -> str:

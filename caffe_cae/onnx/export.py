@@ -3,7 +3,8 @@
 Data layers become graph inputs with a dynamic batch axis, loss/Accuracy/Silence layers are left
 out, and the requested blobs (default: what the net computes besides its losses) become graph
 outputs.  Tensor names: a blob's final value keeps the blob name; values that in-place layers
-overwrite later are named ``<blob>@<layer>``.  Node names are the layer names.
+overwrite later are named ``<blob>@<layer>``.  Node names are the layer names (a top-left
+Unpooling folded into the next Deconvolution by :mod:`caffe_cae.onnx.fusion` has none).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from onnx import TensorProto, helper
 
 from caffe_cae.errors import CaffeCaeError
 from caffe_cae.fileio import atomic_write_bytes
-from caffe_cae.onnx import ops_basic, ops_vision  # noqa: F401  (register the converters)
+from caffe_cae.onnx import fusion, ops_basic, ops_vision  # ops_*: register the converters
 from caffe_cae.onnx.converters import LayerContext, convert
 from caffe_cae.onnx.graph import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, GraphBuilder
 
@@ -31,8 +32,12 @@ def _dropped(layer) -> bool:
     return layer.is_loss or layer.type in DROPPED_TYPES
 
 
-def export_net(net, outputs: list[str] | None = None, opset: int = DEFAULT_OPSET, name: str | None = None) -> onnx.ModelProto:
-    """Build the ONNX model of an interpreter ``Net`` (TEST phase, weights loaded)."""
+def export_net(net, outputs: list[str] | None = None, opset: int = DEFAULT_OPSET, name: str | None = None,
+               optimize: bool = True) -> onnx.ModelProto:
+    """Build the ONNX model of an interpreter ``Net`` (TEST phase, weights loaded).
+
+    ``optimize`` applies the rewrites of :mod:`caffe_cae.onnx.fusion` (same values, fewer
+    operations); without it every layer becomes its own nodes."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise CaffeCaeError(f"--opset {opset}: supported opsets are {MIN_OPSET}..{MAX_OPSET}")
     layers = list(net.layers)
@@ -74,6 +79,12 @@ def export_net(net, outputs: list[str] | None = None, opset: int = DEFAULT_OPSET
 
     _refuse_stale_views(layers, bottoms, tops, inputs_of, needed_layers)
 
+    # Shapes are static from the net (every version of a blob has the blob's shape: in-place
+    # layers keep it); the batch axis stays dynamic.
+    shapes = {(i, j): tuple(net.blobs[blob].shape) for i in range(len(layers)) for j, blob in enumerate(tops[i])}
+    folds = fusion.plan_unpool_folds(layers, inputs_of, needed_layers, {final[b] for b in outputs}, shapes) if optimize else {}
+    folded_away = {fold.unpool for fold in folds.values()}
+
     graph = GraphBuilder(opset)
     tensor: dict[tuple[int, int], str] = {}
     graph_inputs = []
@@ -82,32 +93,35 @@ def export_net(net, outputs: list[str] | None = None, opset: int = DEFAULT_OPSET
             for j, blob in enumerate(tops[i]):
                 tensor[(i, j)] = graph.reserve(blob)
                 graph_inputs.append(_value_info(blob, net.blobs[blob].shape))
-    for i in sorted(needed_layers):
+    for i in sorted(needed_layers - folded_away):
         if layers[i].type in DATA_TYPES:
             continue
         for j, blob in enumerate(tops[i]):
             preferred = blob if final[blob] == (i, j) else f"{blob}@{layers[i].name}"
             tensor[(i, j)] = graph.fresh(preferred)
 
-    # Convert in net order.  Shapes are static from the net (every version of a blob has the
-    # blob's shape: in-place layers keep it); the batch axis stays dynamic.
-    shapes = {(i, j): tuple(net.blobs[blob].shape) for i in range(len(layers)) for j, blob in enumerate(tops[i])}
-    for i in sorted(needed_layers):
+    # Convert in net order.
+    for i in sorted(needed_layers - folded_away):
         layer = layers[i]
         if layer.type in DATA_TYPES:
             continue
         if any(v is None for v in inputs_of[i]):
             raise layer.error("ONNX export: a bottom has no producer")
+        sources = inputs_of[folds[i].unpool] if i in folds else inputs_of[i]
         context = LayerContext(
             graph=graph,
             layer=layer,
-            inputs=[tensor[v] for v in inputs_of[i]],
+            inputs=[tensor[v] for v in sources],
             outputs=[tensor[(i, j)] for j in range(len(tops[i]))],
-            bottom_shapes=[shapes[v] for v in inputs_of[i]],
+            bottom_shapes=[shapes[v] for v in sources],
             top_shapes=[shapes[(i, j)] for j in range(len(tops[i]))],
             params=[np.asarray(p.data, dtype=np.float32) for p in layer.blobs],
+            optimize=optimize,
         )
-        convert(context)
+        if i in folds:
+            ops_vision.deconvolution_of_top_left_unpool(context, folds[i].geometry)
+        else:
+            convert(context)
 
     graph_outputs = [_value_info(tensor[final[b]], shapes[final[b]]) for b in outputs]
     model = helper.make_model(
@@ -166,13 +180,14 @@ def export(
     weights_path=None,
     outputs: list[str] | None = None,
     opset: int = DEFAULT_OPSET,
+    optimize: bool = True,
 ) -> onnx.ModelProto:
-    """Load ``net_path`` (+ weights) in the TEST phase and export it."""
+    """Load ``net_path`` (+ weights) in the TEST phase and export it (see :func:`export_net`)."""
     from caffe_cae.net import Net
     from caffe_cae.proto import caffe_pb2
 
     net = Net(net_path, weights=weights_path, phase=caffe_pb2.TEST)
-    return export_net(net, outputs=outputs, opset=opset)
+    return export_net(net, outputs=outputs, opset=opset, optimize=optimize)
 
 
 def save(model: onnx.ModelProto, path: str | os.PathLike) -> None:

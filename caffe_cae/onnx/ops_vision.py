@@ -6,13 +6,15 @@ ONNX MaxPool's ``Indices`` are int64 over the whole N*C*H*W input, so mask = Ind
 Unpooling with switches scatters each value to its mask position in a zero plane of the
 Caffe-known output size; without switches (the papers' Model 4) each value goes to the top-left
 cell of its window, which is a depthwise ConvTranspose with a 1x1 kernel of ones and the pooling
-stride, padded to the output size.
+stride, padded to the output size -- unless :mod:`caffe_cae.onnx.fusion` folds it into the
+Deconvolution that reads it.
 """
 from __future__ import annotations
 
 import numpy as np
 from onnx import TensorProto
 
+from caffe_cae.onnx import fusion
 from caffe_cae.onnx.converters import LayerContext, converter
 from caffe_cae.proto import caffe_pb2
 
@@ -35,10 +37,28 @@ def convolution(c: LayerContext) -> None:
 
 @converter("Deconvolution")
 def deconvolution(c: LayerContext) -> None:
-    """Caffe's deconvolution weight (C_in, C_out/group, kh, kw) is ConvTranspose's ``W`` unchanged."""
+    """Caffe's deconvolution weight (C_in, C_out/group, kh, kw) is ConvTranspose's ``W`` unchanged;
+    with ``c.optimize`` a deconvolution of a 1x1 map becomes a Gemm (``fusion``)."""
     _check_single(c)
-    inputs = [c.inputs[0], c.const("W", c.params[0])] + ([c.const("b", c.params[1])] if len(c.params) > 1 else [])
-    c.emit("ConvTranspose", inputs, output_index=0, **_conv_attrs(c.layer))
+    gemm = fusion.single_pixel_deconvolution_as_gemm(
+        c.layer, c.bottom_shapes[0], c.params[0], c.params[1] if len(c.params) > 1 else None) if c.optimize else None
+    if gemm is not None:
+        rows = c.emit("Flatten", [c.inputs[0]], axis=1)
+        product = c.emit("Gemm", [rows, c.const("W", gemm[0]), c.const("b", gemm[1])])
+        shape = c.graph.ints(f"{c.name}/shape", [0, *c.top_shapes[0][1:]])
+        c.emit("Reshape", [product, shape], output_index=0)
+        return
+    bias = [c.const("b", c.params[1])] if len(c.params) > 1 else []
+    c.emit("ConvTranspose", [c.inputs[0], c.const("W", c.params[0])] + bias, output_index=0, **_conv_attrs(c.layer))
+
+
+def deconvolution_of_top_left_unpool(c: LayerContext, geometry: dict) -> None:
+    """The fold of ``fusion``: ``c`` is the Deconvolution, its input already the *pooled* tensor
+    that the top-left unpooling would have spread; ``geometry`` from ``fusion.plan_unpool_folds``."""
+    _check_single(c)
+    bias = [c.const("b", c.params[1])] if len(c.params) > 1 else []
+    attrs = dict(_conv_attrs(c.layer), **geometry)
+    c.emit("ConvTranspose", [c.inputs[0], c.const("W", c.params[0])] + bias, output_index=0, **attrs)
 
 
 def _check_single(c: LayerContext) -> None:

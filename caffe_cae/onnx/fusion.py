@@ -1,0 +1,97 @@
+"""Export-time rewrites that give onnxruntime less work for the same values.
+
+* **Top-left unpooling folded into the next Deconvolution.**  Unpooling without switches puts
+  input cell ``i`` at ``i*s`` of a zero map; a Deconvolution (stride ``t``) then spreads map cell
+  ``u`` to ``u*t + k*d - p``.  Together that is one ConvTranspose of the *pooled* input with
+  stride ``s*t``: the multiplications by the zeros (3/4 of the work of the papers' decoders) and
+  the unpooled map are gone.  Applies when the unpooled blob feeds only that Deconvolution and is
+  not an output.
+* **Deconvolution of a 1x1 map as Gemm** (+ Reshape): onnxruntime's ConvTranspose takes 4x as
+  long for it.  (Stride-1 Deconvolution as a Conv with the flipped kernel was measured too and is
+  slower than ConvTranspose in every geometry of the papers: it multiplies the zero padding.)
+
+Both change only the order in which float32 products are summed (differences of a few ulp).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from caffe_cae.proto import caffe_pb2
+
+
+@dataclass(frozen=True)
+class UnpoolIntoDeconv:
+    """Deconvolution ``deconv`` reads the top of top-left Unpooling ``unpool`` (layer indices);
+    ``geometry``: the ConvTranspose attributes that replace both."""
+
+    unpool: int
+    deconv: int
+    geometry: dict
+
+
+def plan_unpool_folds(layers, inputs_of, needed_layers, output_versions, shapes) -> dict[int, UnpoolIntoDeconv]:
+    """Deconvolution layer index -> the fold, for every foldable Unpooling -> Deconvolution pair.
+    ``shapes``: (layer index, top index) -> the blob shape."""
+    readers: dict[tuple[int, int], list[int]] = {}
+    for i in sorted(needed_layers):
+        for version in inputs_of[i]:
+            if version is not None:
+                readers.setdefault(version, []).append(i)
+    folds = {}
+    for u in sorted(needed_layers):
+        if not _is_top_left_unpool(layers[u], inputs_of[u]) or (u, 0) in output_versions:
+            continue
+        consumers = readers.get((u, 0), [])
+        if len(consumers) != 1:
+            continue
+        d = consumers[0]
+        if layers[d].type != "Deconvolution" or len(inputs_of[d]) != 1 or layers[d].n_spatial != 2:
+            continue
+        pooled, unpooled = shapes[inputs_of[u][0]], shapes[(u, 0)]
+        geometry = folded_transpose_geometry(layers[u], layers[d], pooled[2:], unpooled[2:])
+        if geometry is not None:
+            folds[d] = UnpoolIntoDeconv(unpool=u, deconv=d, geometry=geometry)
+    return folds
+
+
+def _is_top_left_unpool(layer, inputs) -> bool:
+    return (layer.type == "Unpooling" and len(inputs) == 1
+            and layer.param.unpooling_param.unpool == caffe_pb2.UnpoolingParameter.MAX
+            and not any(layer.pad))
+
+
+def folded_transpose_geometry(unpool, deconv, pooled_hw, unpooled_hw):
+    """ConvTranspose attributes (strides, pads, output_padding) of the fold, or None when the
+    unpooled map's trailing zero rows/columns cannot be expressed (output_padding >= stride)."""
+    strides, pads_begin, pads_end, output_padding = [], [], [], []
+    for n_in, n_up, s, t, p in zip(pooled_hw, unpooled_hw, unpool.stride, deconv.stride, deconv.pad):
+        spread = (n_in - 1) * s + 1
+        if spread > n_up:  # the last cells clamp onto the map's edge: not a pure stride
+            return None
+        # The deconvolution of the unpooled map is (n_up - spread) * t cells longer than the
+        # ConvTranspose of the pooled input with stride s*t; those cells get only the bias.
+        extra = (n_up - spread) * t - p
+        strides.append(s * t)
+        pads_begin.append(p)
+        pads_end.append(max(-extra, 0))
+        output_padding.append(max(extra, 0))
+    if any(o >= s for o, s in zip(output_padding, strides)):
+        return None
+    return dict(strides=strides, pads=pads_begin + pads_end, output_padding=output_padding)
+
+
+def single_pixel_deconvolution_as_gemm(deconv, bottom_shape, weight, bias):
+    """(B, bias row) of ``Gemm`` + ``Reshape`` equal to a Deconvolution of a 1x1 map, or None.
+
+    A 1x1 input (the papers' ``deconv2`` after the decoder's InnerProduct) makes output cell
+    ``k`` = x . W[:, :, k] + b: one matrix product with ``W`` as a (C_in, C_out*kh*kw) matrix.
+    Only without pad, dilation and groups (the output is then the whole kernel)."""
+    if (any(n != 1 for n in bottom_shape[2:]) or any(deconv.pad) or any(d != 1 for d in deconv.dilation)
+            or deconv.group != 1):
+        return None
+    c_in, c_out = weight.shape[:2]
+    cells = int(np.prod(weight.shape[2:]))
+    b = bias if bias is not None else np.zeros(c_out, np.float32)
+    return weight.reshape(c_in, c_out * cells), np.repeat(b.astype(np.float32), cells)

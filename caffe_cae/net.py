@@ -225,6 +225,8 @@ class Net:
         self._init_params()
         self._set_loss_weight_diffs()
         self._mark_overwritten_bottoms()
+        self._spread_sources = self._find_spread_sources()
+        self._fresh_sources: set[int] = set()
         if weights is not None:
             self.copy_from(weights)
 
@@ -274,6 +276,30 @@ class Net:
             if getattr(node.layer, "reuse_forward_columns", False) and any(
                     last_write.get(root[b], -1) > node.index for b in node.bottom_ids):
                 node.layer.reuse_forward_columns = False
+
+    def _find_spread_sources(self) -> dict[int, int]:
+        """Layers that can skip the zeros of a sparse bottom (``bottom_spread``, e.g.
+        Deconvolution) -> the layer that writes that bottom with zeros off a stride grid
+        (``top_left_spread``, top-left Unpooling), where that bottom is read by nothing else
+        and written by nothing in between.  ``_forward_from_to`` tells the reader per pass."""
+        readers: dict[int, int] = {}
+        writers: dict[int, int] = {}
+        for node in self.graph.layers:
+            for b in node.bottom_ids:
+                readers[b] = readers.get(b, 0) + 1
+            for t in node.top_ids:
+                writers[t] = writers.get(t, 0) + 1
+        sources = {}
+        for node in self.graph.layers:
+            if not hasattr(node.layer, "top_left_spread") or len(node.top_ids) != 1:
+                continue
+            top = node.top_ids[0]
+            if readers.get(top) != 1 or writers[top] != 1 or top in node.bottom_ids:
+                continue
+            reader = next(n for n in self.graph.layers if top in n.bottom_ids)
+            if hasattr(reader.layer, "bottom_spread") and reader.bottom_ids == [top]:
+                sources[reader.index] = node.index
+        return sources
 
     def _set_loss_weight_diffs(self) -> None:
         """Layer::SetLossWeights: a loss top's diff holds its loss weight."""
@@ -461,17 +487,30 @@ class Net:
         for node in self.graph.layers:
             self._reshape_layer(node, force=True)
 
-    def _forward_from_to(self, start: int, end: int) -> float:
+    def _forward_from_to(self, start: int, end: int, continue_pass: bool = False) -> float:
+        """Forward ``start``..``end``.  ``continue_pass``: the caller ran the layers before
+        ``start`` just now and touched no blob since (``caffe-cae time``), so what those layers
+        wrote is still as they left it (see ``_find_spread_sources``)."""
         if self._layer_callbacks is not None:
             return self._with_layer_callbacks("forward", start, end)
         loss = self.dtype.type(0)  # Caffe sums the layer losses in Dtype
         blobs = self._blob_list
+        spread_sources = self._spread_sources
+        fresh = self._fresh_sources if continue_pass else set()
+        self._fresh_sources = fresh
+        sources = set(spread_sources.values())
         with single_threaded_blas():  # the layers split their GEMMs on caffe_cae.parallel
             for node in self.graph.layers[start:end + 1]:
                 self._reshape_layer(node)
+                if node.index in spread_sources:  # sparse only if the source wrote it in this pass
+                    source = spread_sources[node.index]
+                    node.layer.bottom_spread = (
+                        self.graph.layers[source].layer.top_left_spread if source in fresh else None)
                 bottom = [blobs[b] for b in node.bottom_ids]
                 top = [blobs[t] for t in node.top_ids]
                 node.layer.forward(bottom, top)
+                if node.index in sources:
+                    fresh.add(node.index)
                 for blob, weight in zip(top, node.loss_weights):
                     if weight:  # Layer::Forward: loss = dot(top data, top diff = loss weight)
                         loss += np.dot(blob.data.ravel(), blob.diff.ravel())
@@ -578,9 +617,11 @@ class Net:
         """Net::Forward(&loss): full forward, returns Σ loss_weight·loss."""
         return self._forward_from_to(0, len(self.graph.layers) - 1)
 
-    def forward_from_to(self, start: int, end: int) -> float:
-        """Net::ForwardFromTo(start, end) on layer indices; returns the loss of those layers."""
-        return self._forward_from_to(*self._layer_range(start, end, backward=False))
+    def forward_from_to(self, start: int, end: int, continue_pass: bool = False) -> float:
+        """Net::ForwardFromTo(start, end) on layer indices; returns the loss of those layers.
+        ``continue_pass=True`` promises that the layers before ``start`` ran just before this
+        call and that no blob was changed since (lets a layer rely on what they wrote)."""
+        return self._forward_from_to(*self._layer_range(start, end, backward=False), continue_pass)
 
     def backward_from_to(self, start: int, end: int) -> None:
         """Net::BackwardFromTo(start, end) on layer indices (start >= end)."""

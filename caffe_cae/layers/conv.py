@@ -312,9 +312,20 @@ class ConvolutionLayer(BaseConvolution):
 
 @register("Deconvolution")
 class DeconvolutionLayer(BaseConvolution):
-    """Caffe's Deconvolution: the transpose (backward-data pass) of Convolution."""
+    """Caffe's Deconvolution: the transpose (backward-data pass) of Convolution.
+
+    **Sparse bottoms.**  Behind a top-left Unpooling (the papers' Model 4 decoder) only every
+    ``s``-th cell per axis of the bottom can be non-zero.  The Net then sets
+    ``bottom_spread = s`` for the forward pass in which the Unpooling wrote the bottom, and the
+    forward pass and the weight gradient use only those cells: the same products minus the
+    multiplications by zero (3/4 of them for 2x2), i.e. a deconvolution of the compact grid
+    with stride ``s * stride``.  The bottom gradient is computed for every cell, as Caffe's.
+    """
 
     reverse_dimensions = True
+    #: Set by the Net before each forward (None: a dense bottom).
+    bottom_spread: tuple[int, ...] | None = None
+    _sparse: ConvGeometry | None = None  # the geometry the last forward used, if sparse
 
     def _output_spatial(self, in_spatial):
         return tuple(
@@ -322,19 +333,49 @@ class DeconvolutionLayer(BaseConvolution):
             for i, k, p, s, d in zip(in_spatial, self.kernel, self.pad, self.stride,
                                      self.dilation))
 
+    def _sparse_geometry(self, n_bottoms: int) -> ConvGeometry | None:
+        """The geometry of the compact grid (deconvolution with stride s * stride), or None."""
+        spread = self.bottom_spread
+        if spread is None or n_bottoms != 1 or len(spread) != self.n_spatial or max(spread) == 1:
+            return None
+        key = (spread, self.in_spatial)
+        if self._cached.get("sparse_key") != key:
+            g = ConvGeometry(self.out_spatial, self.kernel, self.pad,
+                             [s * t for s, t in zip(spread, self.stride)], self.dilation)
+            compact = tuple(-(-i // s) for i, s in zip(self.in_spatial, spread))
+            self._cached["sparse_key"] = key
+            self._cached["sparse_geometry"] = g if g.out == compact else None
+        return self._cached["sparse_geometry"]
+
+    def _operand(self, b, g: ConvGeometry, sparse: bool):
+        """The bottom as (num, C, *positions of ``g``): the compact grid when ``sparse``."""
+        x = self._as_conv(b.data, self.channels, self.in_spatial)
+        if not sparse:
+            return x
+        grid = x[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in self.bottom_spread)]
+        if g.batch_inner:
+            return grid  # to_columns copies it anyway
+        compact = self._ws.get("compact", grid.shape, grid.dtype)
+        split(lambda lo, hi: np.copyto(compact[lo:hi], grid[lo:hi]), self.num, compact.size)
+        return compact
+
     def forward(self, bottom, top):
-        g = self._geometry
+        sparse = self._sparse_geometry(len(bottom))
+        self._sparse = sparse
+        g = sparse or self._geometry
         w = self._weights3(self.blobs[0].data)
         for i, (b, t) in enumerate(zip(bottom, top)):
             y = self._as_conv(t.data, self.num_output, self.out_spatial)
+            x4 = self._operand(b, g, sparse is not None)
             if g.batch_inner:
-                x = to_columns(self._as_conv(b.data, self.channels, self.in_spatial), g,
-                               self._ws, f"x{i}")
+                x = to_columns(x4, g, self._ws, f"x{i}" if sparse is None else "x_sparse")
                 if self.reuse_forward_columns:
                     self._cached[i] = x
                 matmul_col2im(w.transpose(0, 2, 1), self._grouped(x), g, y, self._ws)
             else:
-                x = self._per_image(b.data, self.channels)
+                x = self._per_image(x4, self.channels)
+                if self.reuse_forward_columns:
+                    self._cached[i] = x
                 col = self._ws.get("col", (self.num, self.group, w.shape[2], x.shape[3]),
                                    x.dtype)
                 matmul(w.transpose(0, 2, 1), x, col, axis=0)
@@ -349,24 +390,32 @@ class DeconvolutionLayer(BaseConvolution):
             dy = self._as_conv(t.diff, self.num_output, self.out_spatial)
             if self.bias_term and self._param_down(1):
                 self._add_bias_grad(dy)
-            need_weight = self._param_down(0)
-            if not (need_weight or propagate_down[i]):
-                continue
-            col = im2col(dy, g, self._ws, "dcol")
-            if g.batch_inner:
-                col = self._grouped(col)
-                if need_weight:
-                    x = self._cached.get(i)
-                    if x is None or x.dtype != dy.dtype:
-                        x = to_columns(self._as_conv(b.data, self.channels, self.in_spatial), g,
-                                       self._ws, f"x{i}")
-                    self._add_weight_grad(self._grouped(x), col)
-                if propagate_down[i]:
-                    dx = self._gemm(w, col, "dx")
-                    from_columns(dx, g, self._as_conv(b.diff, self.channels, self.in_spatial))
-                continue
-            col = col.reshape(self.num, self.group, -1, col.shape[2])
-            if need_weight:
-                self._add_weight_grad_per_image(self._per_image(b.data, self.channels), col)
+            dense_col = self._add_weight_grad_of(i, b, dy) if self._param_down(0) else None
             if propagate_down[i]:
-                matmul(w, col, self._per_image(b.diff, self.channels), axis=0)
+                col = dense_col if dense_col is not None else im2col(dy, g, self._ws, "dcol")
+                if g.batch_inner:
+                    dx = self._gemm(w, self._grouped(col), "dx")
+                    from_columns(dx, g, self._as_conv(b.diff, self.channels, self.in_spatial))
+                else:
+                    col = col.reshape(self.num, self.group, -1, col.shape[2])
+                    matmul(w, col, self._per_image(b.diff, self.channels), axis=0)
+
+    def _add_weight_grad_of(self, i, b, dy):
+        """weight diff += bottom (x) columns of top_diff, over the grid the forward used (the
+        compact one only with the forward's own operand: the zeros are known only then).
+        Returns the columns of top_diff when they are the full ones (backward reuses them)."""
+        x = self._cached.get(i)
+        if x is not None and x.dtype != dy.dtype:
+            x = None
+        sparse = self._sparse if x is not None else None
+        g = sparse or self._geometry
+        if x is None:
+            x4 = self._operand(b, g, False)
+            x = (to_columns(x4, g, self._ws, f"x{i}") if g.batch_inner
+                 else self._per_image(x4, self.channels))
+        col = im2col(dy, g, self._ws, "dcol" if sparse is None else "dcol_sparse")
+        if g.batch_inner:
+            self._add_weight_grad(self._grouped(x), self._grouped(col))
+        else:
+            self._add_weight_grad_per_image(x, col.reshape(self.num, self.group, -1, col.shape[2]))
+        return col if sparse is None else None

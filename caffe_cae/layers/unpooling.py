@@ -48,6 +48,9 @@ class UnpoolingLayer(Layer):
 
     min_bottoms = 1
     exact_tops = 1
+    #: Top-left placement without clamping: the stride of the grid that holds the only
+    #: non-zero top cells (see ``DeconvolutionLayer.bottom_spread``); None otherwise.
+    top_left_spread: tuple[int, int] | None = None
 
     def __init__(self, param, phase=caffe_pb2.TEST):
         super().__init__(param, phase)
@@ -93,6 +96,8 @@ class UnpoolingLayer(Layer):
             # Plain strided placement when no input is clamped onto the map border.
             self._regular = ((shape[2] - 1) * self.stride[0] <= uh - 1
                              and (shape[3] - 1) * self.stride[1] <= uw - 1)
+            # Declared for the Net: after forward, every top cell off the stride grid is 0.
+            self.top_left_spread = tuple(self.stride) if self._regular and len(bottom_shapes) == 1 else None
         else:
             self.grid = WindowGrid(self.unpooled, self.in_size, self.kernel, self.stride,
                                    self.pad)

@@ -44,24 +44,33 @@ def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Caffe's ``sigmoid(Dtype x) { return 0.5 * tanh(0.5 * x) + 0.5; }``: the double literals
     make C++ evaluate it in double precision and round once to float, so it is done in float64
     here too (a float32 tanh is off by many ulps where sigmoid is small).  ``out`` may be
-    ``x`` (in place); the work runs in cache-sized blocks."""
+    ``x`` (in place); the work runs in cache-sized blocks.
+
+    Computed as ``p = 1 / (1 + exp(-x))``, then ``0.5 - (0.5 - p)``: that rounds ``p`` to the
+    grid of multiples of 2^-54 below 0.25, exactly as Caffe's ``0.5 * tanh + 0.5`` does, and
+    leaves it alone above.  Faster than NumPy's double ``tanh``, and it rounds like glibc's
+    ``tanh`` (which Caffe calls) where NumPy's does not always: in samples of 16 M inputs
+    over [-200, 200], dense in the saturated tail, no float32 result differed from the
+    glibc formula, while ``np.tanh`` gave 9277 differences in 6 M
+    (``tests/layers/test_sigmoid_rounding.py``)."""
     if out is None:
         out = np.empty_like(x)
     xf, of = _flat(x), _flat(out)
     if xf is None or of is None:
-        t = np.multiply(x, 0.5, dtype=np.float64)
-        np.tanh(t, out=t)
-        t *= 0.5
-        t += 0.5
-        np.copyto(out, t, casting="same_kind")
+        result = np.empty(x.shape, x.dtype)
+        sigmoid(np.ascontiguousarray(x), result)
+        out[...] = result
         return out
 
-    def kernel(lo, hi, t):
-        np.multiply(xf[lo:hi], 0.5, out=t, dtype=np.float64)
-        np.tanh(t, out=t)
-        t *= 0.5
-        t += 0.5
-        np.copyto(of[lo:hi], t, casting="same_kind")
+    def kernel(lo, hi, d):
+        with np.errstate(over="ignore"):  # exp(-x) = inf below x = -709: p = 0, as in C++
+            np.negative(xf[lo:hi], out=d)
+            np.exp(d, out=d)
+        d += 1.0
+        np.divide(1.0, d, out=d)
+        np.subtract(0.5, d, out=d)
+        np.subtract(0.5, d, out=d)
+        np.copyto(of[lo:hi], d, casting="same_kind")
 
     _blockwise(xf.size, kernel, [np.float64])
     return out

@@ -107,9 +107,9 @@ def split(fn, n: int, work: int) -> None:
 
 def matmul(a, b, out, axis: int = -1) -> None:
     """``np.matmul(a, b, out=out)`` with the product split over the threads along ``out``'s
-    last axis (``axis=-1``: column blocks of ``b``) or its first axis (``axis=0``: the stacked
-    matrices of ``b``, e.g. one per image; ``a`` is broadcast, or sliced too when it has as
-    many axes as ``out``).
+    last axis (``axis=-1``: column blocks of ``b``), its rows (``axis=-2``: row blocks of
+    ``a``) or its first axis (``axis=0``: the stacked matrices of ``b``, e.g. one per image;
+    ``a`` is broadcast, or sliced too when it has as many axes as ``out``).
 
     Every output element is the same dot product as in the unsplit call.  With more than one
     thread it is meant to run inside :func:`single_threaded_blas`, so that the BLAS does not
@@ -117,7 +117,9 @@ def matmul(a, b, out, axis: int = -1) -> None:
     """
     n = out.shape[axis]
     work = out.size * a.shape[-1]
-    if axis == 0:
+    if axis == -2:  # row blocks of a
+        split(lambda lo, hi: np.matmul(a[..., lo:hi, :], b, out=out[..., lo:hi, :]), n, work // 8)
+    elif axis == 0:
         stacked = a.ndim == out.ndim  # a stacked like b (else broadcast to every matrix of b)
         split(lambda lo, hi: np.matmul(a[lo:hi] if stacked else a, b[lo:hi], out=out[lo:hi]),
               n, work // 8)

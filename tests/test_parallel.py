@@ -55,6 +55,20 @@ def test_errors_in_a_part_propagate(threads):
         parallel.split(part, 4, 4)
 
 
+@pytest.mark.parametrize("axis, a_shape, b_shape", [
+    (-1, (2, 5, 7), (2, 7, 9)),    # column blocks of b
+    (-2, (2, 9, 7), (2, 7, 5)),    # row blocks of a
+    (0, (3, 2, 5, 7), (3, 2, 7, 4)),  # stacked matrices
+])
+def test_split_matmul_equals_numpy(threads, axis, a_shape, b_shape):
+    threads(3)
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
+    out = np.full(np.broadcast_shapes(a_shape[:-1] + (1,), b_shape[:-2] + (1, 1))[:-1] + (b_shape[-1],), np.nan)
+    parallel.matmul(a, b, out, axis=axis)
+    np.testing.assert_allclose(out, np.matmul(a, b), rtol=1e-12)
+
+
 def _input_net(model: str, batch: int):
     """The model's train net with an Input layer instead of its HDF5 data layers."""
     param = generate.net_param(model, dim=3, batch=batch)

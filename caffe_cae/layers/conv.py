@@ -207,11 +207,13 @@ class BaseConvolution(Layer):
         return out
 
     def _add_weight_grad(self, a, b):
-        """weight diff += a @ b^T per group (Caffe's weight_cpu_gemm, accumulating)."""
+        """weight diff += a @ b^T per group (Caffe's weight_cpu_gemm, accumulating).  Computed
+        as (b @ a^T)^T: OpenBLAS runs that orientation ~1.4x faster for these shapes (few
+        output channels, thousands of columns)."""
         dw = self._weights3(self.blobs[0].diff)
-        tmp = self._ws.get("dweight", dw.shape, dw.dtype)
-        matmul(a, b.transpose(0, 2, 1), tmp)
-        dw += tmp
+        tmp = self._ws.get("dweight", (dw.shape[0], dw.shape[2], dw.shape[1]), dw.dtype)
+        matmul(b, a.transpose(0, 2, 1), tmp, axis=-2)
+        dw += tmp.transpose(0, 2, 1)
 
     def _add_weight_grad_per_image(self, a, b):
         """weight diff += sum over images of a[n] @ b[n]^T per group (Caffe's weight_cpu_gemm

@@ -98,16 +98,21 @@ class SigmoidCrossEntropyLossLayer(Layer):
     def forward(self, bottom, top):
         x = bottom[0].data
         t = bottom[1].data.reshape(x.shape)
-        positive = (x >= 0).astype(x.dtype)
         # Caffe: x*(t - (x>=0)) in float, minus log(1 + exp(x - 2*x*(x>=0))) in double (the
-        # exp argument is float), each term subtracted from a float running sum.
-        exp_arg = (x - 2 * x * positive).astype(np.float64)
-        terms = (x * (t - positive)).astype(np.float64) - np.log(1.0 + np.exp(exp_arg))
+        # exp argument is float: exactly -|x|), each term subtracted from a float running sum.
+        linear = np.subtract(t, x >= 0, dtype=x.dtype)
+        linear *= x
+        negated_terms = np.abs(x).astype(np.float64)
+        np.negative(negated_terms, out=negated_terms)
+        np.exp(negated_terms, out=negated_terms)
+        negated_terms += 1.0
+        np.log(negated_terms, out=negated_terms)
+        negated_terms -= linear
         valid = self._valid(t)
         if valid is None:
-            loss, self.valid_count = caffe_loss_sum(-terms, x.dtype), x.size
+            loss, self.valid_count = caffe_loss_sum(negated_terms, x.dtype), x.size
         else:
-            loss, self.valid_count = caffe_loss_sum(-terms[valid], x.dtype), int(valid.sum())
+            loss, self.valid_count = caffe_loss_sum(negated_terms[valid], x.dtype), int(valid.sum())
         self.normalizer = loss_normalizer(self, self.normalization, self.outer, self.inner, self.valid_count)
         top[0].data[...] = loss / x.dtype.type(self.normalizer)
 

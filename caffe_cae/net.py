@@ -225,6 +225,9 @@ class Net:
         self._init_params()
         self._set_loss_weight_diffs()
         self._mark_overwritten_bottoms()
+        for node in self.graph.layers:  # Layer::set_param_propagate_down: frozen params cost nothing
+            if hasattr(node.layer, "param_propagate_down"):
+                node.layer.param_propagate_down = list(node.param_propagate_down)
         self._spread_sources = self._find_spread_sources()
         self._fresh_sources: set[int] = set()
         if weights is not None:

@@ -88,6 +88,7 @@ def test_lr_mult_zero_params_get_no_gradient_unless_forced():
     partly = 'param { lr_mult: 0 } param { lr_mult: 1 }'
     n = run(net(BASE % (partly, "", "")))
     assert not n.params["conv"][0].diff.any() and n.params["conv"][1].diff.any()
+    assert n.layer_dict["conv"].param_propagate_down == [False, True]  # the layer skips the work
     n = run(net("force_backward: true\n" + BASE % (frozen, "", "")))
     assert n.params["conv"][0].diff.any() and n.params["conv"][1].diff.any()
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -32,8 +31,51 @@ MAX_THREADS = 8
 
 _PREFIX = "caffe_cae-parallel"
 _threads: int | None = None
-_pool: ThreadPoolExecutor | None = None
+_workers: list["_Worker"] | None = None
 _lock = threading.Lock()
+_dispatch = threading.Lock()  # one split at a time uses the workers (others run inline)
+
+
+class _Worker:
+    """A persistent thread with one task slot, woken and waited for through two locks.
+
+    Cheaper than ``ThreadPoolExecutor`` (its queue, futures and conditions): an empty split
+    takes ~20 us instead of ~46 us, and the Net makes ~50 splits per training iteration."""
+
+    def __init__(self, index: int):
+        self._go, self._done = threading.Lock(), threading.Lock()
+        self._go.acquire()
+        self._done.acquire()
+        self._task = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._loop, name=f"{_PREFIX}-{index}", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            self._go.acquire()
+            task, self._task = self._task, None
+            if task is None:  # stop()
+                return
+            fn, lo, hi = task
+            try:
+                fn(lo, hi)
+            except BaseException as error:  # handed to the caller of split()
+                self._error = error
+            finally:
+                self._done.release()
+
+    def start(self, fn, lo: int, hi: int) -> None:
+        self._task = (fn, lo, hi)
+        self._go.release()
+
+    def wait(self) -> BaseException | None:
+        self._done.acquire()
+        error, self._error = self._error, None
+        return error
+
+    def stop(self) -> None:
+        self._task = None
+        self._go.release()
 
 
 def _default_threads() -> int:
@@ -58,29 +100,32 @@ def threads() -> int:
 
 def set_threads(n: int) -> None:
     """Use ``n`` threads from now on (1 = no splitting)."""
-    global _threads, _pool
-    with _lock:
+    global _threads, _workers
+    with _dispatch, _lock:  # the order split() takes them in
         _threads = max(1, min(int(n), MAX_THREADS))
-        if _pool is not None:
-            _pool.shutdown(wait=False)
-            _pool = None
+        for worker in _workers or ():
+            worker.stop()
+        _workers = None
 
 
-def _get_pool(workers: int) -> ThreadPoolExecutor:
-    global _pool
+def _get_workers(count: int) -> list[_Worker]:
+    global _workers
     with _lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=_PREFIX)
-        return _pool
+        if _workers is None or len(_workers) < count:
+            for worker in _workers or ():
+                worker.stop()
+            _workers = [_Worker(k) for k in range(count)]
+        return _workers
 
 
-def _forget_pool_in_child() -> None:  # a forked child has none of the parent's threads
-    global _pool
-    _pool = None
+def _forget_workers_in_child() -> None:  # a forked child has none of the parent's threads
+    global _workers, _dispatch
+    _workers = None
+    _dispatch = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool_in_child)
+    os.register_at_fork(after_in_child=_forget_workers_in_child)
 
 
 def split(fn, n: int, work: int) -> None:
@@ -90,19 +135,27 @@ def split(fn, n: int, work: int) -> None:
     thread, or ``n`` < 2) ``fn(0, n)`` runs directly.  ``fn`` must only write its own part.
     """
     parts = min(threads(), n)
-    # A part that splits again runs inline: waiting on the pool from its own worker could
-    # deadlock.
-    if parts < 2 or work < MIN_ELEMENTS or threading.current_thread().name.startswith(_PREFIX):
+    # A part that splits again runs inline (waiting on the workers from one of them would
+    # deadlock), and so does a split while another thread's split holds the workers.
+    if (parts < 2 or work < MIN_ELEMENTS or threading.current_thread().name.startswith(_PREFIX)
+            or not _dispatch.acquire(blocking=False)):
         fn(0, n)
         return
-    bounds = [n * k // parts for k in range(parts + 1)]
-    pool = _get_pool(parts - 1)
-    futures = [pool.submit(fn, bounds[k], bounds[k + 1]) for k in range(1, parts)]
     try:
-        fn(bounds[0], bounds[1])
+        bounds = [n * k // parts for k in range(parts + 1)]
+        workers = _get_workers(parts - 1)
+        for k in range(1, parts):
+            workers[k - 1].start(fn, bounds[k], bounds[k + 1])
+        errors = []
+        try:
+            fn(bounds[0], bounds[1])
+        except BaseException as error:
+            errors.append(error)
+        errors += [e for e in (workers[k - 1].wait() for k in range(1, parts)) if e is not None]
     finally:
-        for future in futures:
-            future.result()
+        _dispatch.release()
+    if errors:
+        raise errors[0]
 
 
 def matmul(a, b, out, axis: int = -1) -> None:

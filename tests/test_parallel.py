@@ -184,3 +184,37 @@ def test_nested_split_runs_inline_instead_of_deadlocking(threads):
 
     parallel.split(outer, 4, 24)
     assert (hits == 1).all()
+
+
+def test_splits_from_several_python_threads_all_complete(threads):
+    """One split at a time owns the workers; a concurrent one runs inline, never mixes parts."""
+    import threading
+
+    threads(3)
+    results = [np.zeros(3000, int) for _ in range(6)]
+
+    def job(k):
+        for _ in range(50):
+            parallel.split(lambda lo, hi: results[k][lo:hi].__iadd__(1), 3000, 3000)
+
+    runners = [threading.Thread(target=job, args=(k,)) for k in range(6)]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join()
+    assert all((r == 50).all() for r in results)
+
+
+def test_an_error_in_any_part_reaches_the_caller_and_the_workers_stay_usable(threads):
+    threads(3)
+
+    def part(lo, hi):
+        if lo == 0:
+            raise KeyError("main part")
+        raise ValueError("worker part")
+
+    with pytest.raises((KeyError, ValueError)):
+        parallel.split(part, 3, 3)
+    hits = np.zeros(9, int)
+    parallel.split(lambda lo, hi: hits[lo:hi].__iadd__(1), 9, 9)
+    assert (hits == 1).all()

@@ -29,7 +29,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from caffe_cae.parallel import matmul, split
+from caffe_cae.parallel import matmul, split, threads
 
 #: Geometries whose output has fewer positions than this use the batch-inner column order.
 BATCH_INNER_BELOW = 256
@@ -148,8 +148,12 @@ def im2col(x: np.ndarray, g: ConvGeometry, ws: Workspace, name: str = "col") -> 
 
 
 def _copy(dst: np.ndarray, src: np.ndarray) -> None:
-    """``np.copyto(dst, src)`` split along the first axis over the threads."""
-    split(lambda lo, hi: np.copyto(dst[lo:hi], src[lo:hi]), dst.shape[0], dst.size)
+    """``np.copyto(dst, src)`` split over the threads along the first axis long enough for
+    all of them (a single-channel blob splits along its next axis)."""
+    axis = next((k for k, n in enumerate(dst.shape) if n >= threads()), 0)
+    lead = (slice(None),) * axis
+    split(lambda lo, hi: np.copyto(dst[lead + (slice(lo, hi),)], src[lead + (slice(lo, hi),)]),
+          dst.shape[axis], dst.size)
 
 
 def col2im(col: np.ndarray, g: ConvGeometry, out: np.ndarray, ws: Workspace,
@@ -173,7 +177,17 @@ def col2im(col: np.ndarray, g: ConvGeometry, out: np.ndarray, ws: Workspace,
                 part[(all_,) + g._offset_slices(offset) + (all_,)] += colv[(slice(lo, hi),) + offset]
             np.copyto(out[:, lo:hi], np.moveaxis(part[(all_,) + interior + (all_,)], -1, 0))
 
-        split(channels_part, channels, colv.size)
+        def images_part(lo, hi):  # few channels (a 1-channel reconstruction): split the batch
+            part = image[..., lo:hi]
+            part.fill(0)
+            for offset in g.offsets:
+                part[(all_,) + g._offset_slices(offset) + (all_,)] += colv[(all_,) + offset + (Ellipsis, slice(lo, hi))]
+            np.copyto(out[lo:hi], np.moveaxis(part[(all_,) + interior + (all_,)], -1, 0))
+
+        if channels >= threads():
+            split(channels_part, channels, colv.size)
+        else:
+            split(images_part, num, colv.size)
         return
     image = ws.get(name + ".image", (num, channels) + g.padded, out.dtype) if g.has_pad else out
     colv = col.reshape((num, channels) + g.kernel + g.out)

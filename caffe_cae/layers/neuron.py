@@ -17,8 +17,10 @@ from caffe_cae.proto import caffe_pb2
 
 
 #: Elements per block of the double-precision elementwise code below: its float64 temporaries
-#: (256 KiB) stay in the CPU cache instead of streaming through memory.
-BLOCK = 1 << 15
+#: (512 KiB) stay in the CPU cache instead of streaming through memory, and the blocks are
+#: large enough that two threads rarely wait for each other's GIL hand-over between NumPy calls
+#: (1.5 M elements, 2 threads: 32 K blocks 4.1 ms, 64 K 3.8 ms, 8 K 12.7 ms).
+BLOCK = 1 << 16
 
 
 def _flat(a: np.ndarray) -> np.ndarray | None:

@@ -16,6 +16,13 @@ A layer is built from its ``LayerParameter`` and the net phase, then driven by t
 (float32 normally, float64 in gradient checks). Write into arrays in place (``x[...] = ...``,
 ``out=``), never rebind ``blob.data``/``blob.diff`` except in layers that share memory
 (Reshape/Flatten/Split: ``top.share_data(bottom)`` in ``forward``).
+
+Optional attributes the Net reads or sets (a layer without them is left alone):
+``param_propagate_down`` (set: Caffe's per-parameter gradient flags), ``shares_data``,
+``reuse_forward_columns`` (cleared where a later in-place layer overwrites the bottom), and a
+sparsity hand-over: a layer that declares ``top_left_spread`` (its top is zero off a stride
+grid after forward, e.g. top-left Unpooling) tells the single reader of that top that has a
+``bottom_spread`` attribute (Deconvolution), per forward pass, that it may skip those zeros.
 """
 from __future__ import annotations
 

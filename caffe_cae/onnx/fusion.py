@@ -88,8 +88,8 @@ def single_pixel_deconvolution_as_gemm(deconv, bottom_shape, weight, bias):
     A 1x1 input (the papers' ``deconv2`` after the decoder's InnerProduct) makes output cell
     ``k`` = x . W[:, :, k] + b: one matrix product with ``W`` as a (C_in, C_out*kh*kw) matrix.
     Only without pad, dilation and groups (the output is then the whole kernel)."""
-    if (any(n != 1 for n in bottom_shape[2:]) or any(deconv.pad) or any(d != 1 for d in deconv.dilation)
-            or deconv.group != 1):
+    if (deconv.channel_axis != 1 or deconv.n_spatial == 0 or any(n != 1 for n in bottom_shape[2:])
+            or any(deconv.pad) or any(d != 1 for d in deconv.dilation) or deconv.group != 1):
         return None
     c_in, c_out = weight.shape[:2]
     cells = int(np.prod(weight.shape[2:]))

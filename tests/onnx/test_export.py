@@ -36,7 +36,11 @@ def _inputs(net, rng, unit=False):
 
 
 def check_against_interpreter(net_param, weights, batch, outputs=None, unit=False, atol=ATOL):
-    net = Net(_with_batch(net_param, batch), weights=weights, phase=caffe_pb2.TEST)
+    # A fixed seed for the fillers: with random weights, switch unpooling (Model 3) fails now
+    # and then -- a window with two maxima equal to float rounding picks a different switch in
+    # onnxruntime and the interpreter, and the unpooled value lands elsewhere (about one
+    # forward pass in 150 at batch 7).
+    net = Net(_with_batch(net_param, batch), weights=weights, phase=caffe_pb2.TEST, seed=100 + batch)
     model = export_net(net, outputs=outputs)
     assert model.ir_version <= 13 and model.opset_import[0].version <= MAX_OPSET
     feeds = _inputs(net, np.random.default_rng(batch), unit)

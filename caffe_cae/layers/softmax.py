@@ -45,14 +45,47 @@ def loss_normalizer(layer: Layer, mode: int, outer: int, inner: int, valid_count
 def caffe_loss_sum(terms: np.ndarray, dtype) -> np.generic:
     """Caffe's loss loops: ``Dtype loss = 0; loss += term;`` element by element.
 
-    The terms come from double-precision ``log``/``exp`` (C++ picks ``::log(double)``), and the
-    running float sum rounds after every addition -- on thousands of terms that differs from a
-    pairwise or double sum in the 6th digit, so the order is reproduced (``cumsum`` is
-    sequential)."""
-    flat = np.asarray(terms).reshape(-1).astype(dtype)
+    The running sum rounds to ``dtype`` after every addition -- on thousands of terms that
+    differs from a pairwise or double sum in the 6th digit, so the order is reproduced
+    (``cumsum`` is sequential).  Double ``terms`` (from C++'s ``::log(double)``) are added to
+    the float sum in double and the result rounded to float, ``loss = float(double(loss) +
+    term)``, see :func:`_float_sum_of_double_terms`."""
+    flat = np.asarray(terms).reshape(-1)
     if flat.size == 0:
         return np.dtype(dtype).type(0)
-    return np.cumsum(flat, dtype=dtype)[-1]
+    if flat.dtype == np.float64 and np.dtype(dtype) == np.float32:
+        return _float_sum_of_double_terms(flat)
+    return np.cumsum(flat.astype(dtype), dtype=dtype)[-1]
+
+
+#: Steps per block of :func:`_float_sum_of_double_terms` (a correction redoes at most one block).
+LOSS_SUM_BLOCK = 4096
+
+
+def _float_sum_of_double_terms(terms: np.ndarray) -> np.float32:
+    """``for t in terms: loss = float32(float64(loss) + t)``, vectorised.
+
+    A float32 ``cumsum`` of the terms rounded to float first is the same sequence except where
+    rounding twice lands on the other side of a midpoint (a few steps in 100 000 for sums in
+    the thousands).  So, block by block: take that cumsum from the block's exact start, check
+    every step against the exact rule in one vectorised pass, and from the first step that
+    differs, correct it and redo the rest of the block."""
+    loss = np.float32(0)
+    for block in range(0, terms.size, LOSS_SUM_BLOCK):
+        chunk = terms[block:block + LOSS_SUM_BLOCK]
+        rounded = chunk.astype(np.float32)
+        start = 0
+        while start < chunk.size:
+            guess = np.cumsum(np.concatenate(([loss], rounded[start:])), dtype=np.float32)
+            exact = (guess[:-1].astype(np.float64) + chunk[start:]).astype(np.float32)
+            wrong = np.flatnonzero(exact != guess[1:])
+            if wrong.size == 0:
+                loss = guess[-1]
+                break
+            first = int(wrong[0])  # steps up to first-1 were right; step first gives exact[first]
+            loss = exact[first]
+            start += first + 1
+    return np.float32(loss)
 
 
 def check_same_num(layer: Layer, bottom_shapes) -> None:

@@ -229,6 +229,7 @@ class Net:
             if hasattr(node.layer, "param_propagate_down"):
                 node.layer.param_propagate_down = list(node.param_propagate_down)
         self._spread_sources = self._find_spread_sources()
+        self._spread_source_layers = set(self._spread_sources.values())
         self._fresh_sources: set[int] = set()
         if weights is not None:
             self.copy_from(weights)
@@ -501,7 +502,7 @@ class Net:
         spread_sources = self._spread_sources
         fresh = self._fresh_sources if continue_pass else set()
         self._fresh_sources = fresh
-        sources = set(spread_sources.values())
+        sources = self._spread_source_layers
         with single_threaded_blas():  # the layers split their GEMMs on caffe_cae.parallel
             for node in self.graph.layers[start:end + 1]:
                 self._reshape_layer(node)

@@ -18,16 +18,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from caffe_cae.proto import caffe_pb2
 
 
 @dataclass(frozen=True)
 class UnpoolIntoDeconv:
-    """Deconvolution ``deconv`` reads the top of top-left Unpooling ``unpool`` (layer indices);
-    ``geometry``: the ConvTranspose attributes that replace both."""
+    """The Deconvolution (the key of :func:`plan_unpool_folds`' result) reads the top of top-left
+    Unpooling ``unpool`` (a layer index); ``geometry``: the ConvTranspose attributes that
+    replace both."""
 
     unpool: int
-    deconv: int
     geometry: dict
 
 
@@ -41,7 +40,9 @@ def plan_unpool_folds(layers, inputs_of, needed_layers, output_versions, shapes)
                 readers.setdefault(version, []).append(i)
     folds = {}
     for u in sorted(needed_layers):
-        if not _is_top_left_unpool(layers[u], inputs_of[u]) or (u, 0) in output_versions:
+        # the interpreter's Unpooling says whether its top is zero off a stride grid
+        spread = getattr(layers[u], "top_left_spread", None)
+        if spread is None or (u, 0) in output_versions:
             continue
         consumers = readers.get((u, 0), [])
         if len(consumers) != 1:
@@ -50,26 +51,19 @@ def plan_unpool_folds(layers, inputs_of, needed_layers, output_versions, shapes)
         if layers[d].type != "Deconvolution" or len(inputs_of[d]) != 1 or layers[d].n_spatial != 2:
             continue
         pooled, unpooled = shapes[inputs_of[u][0]], shapes[(u, 0)]
-        geometry = folded_transpose_geometry(layers[u], layers[d], pooled[2:], unpooled[2:])
+        geometry = folded_transpose_geometry(spread, layers[d], pooled[2:], unpooled[2:])
         if geometry is not None:
-            folds[d] = UnpoolIntoDeconv(unpool=u, deconv=d, geometry=geometry)
+            folds[d] = UnpoolIntoDeconv(unpool=u, geometry=geometry)
     return folds
 
 
-def _is_top_left_unpool(layer, inputs) -> bool:
-    return (layer.type == "Unpooling" and len(inputs) == 1
-            and layer.param.unpooling_param.unpool == caffe_pb2.UnpoolingParameter.MAX
-            and not any(layer.pad))
-
-
-def folded_transpose_geometry(unpool, deconv, pooled_hw, unpooled_hw):
+def folded_transpose_geometry(unpool_stride, deconv, pooled_hw, unpooled_hw):
     """ConvTranspose attributes (strides, pads, output_padding) of the fold, or None when the
-    unpooled map's trailing zero rows/columns cannot be expressed (output_padding >= stride)."""
+    unpooled map's trailing zero rows/columns cannot be expressed (output_padding >= stride).
+    The unpooling places input cell ``i`` at ``i * unpool_stride`` (no clamping)."""
     strides, pads_begin, pads_end, output_padding = [], [], [], []
-    for n_in, n_up, s, t, p in zip(pooled_hw, unpooled_hw, unpool.stride, deconv.stride, deconv.pad):
+    for n_in, n_up, s, t, p in zip(pooled_hw, unpooled_hw, unpool_stride, deconv.stride, deconv.pad):
         spread = (n_in - 1) * s + 1
-        if spread > n_up:  # the last cells clamp onto the map's edge: not a pure stride
-            return None
         # The deconvolution of the unpooled map is (n_up - spread) * t cells longer than the
         # ConvTranspose of the pooled input with stride s*t; those cells get only the bias.
         extra = (n_up - spread) * t - p

@@ -28,11 +28,15 @@ def _conv_attrs(layer) -> dict:
     )
 
 
+def _weight_and_bias(c: LayerContext) -> list[str]:
+    """The layer's weight and, with ``bias_term``, its bias as initializers."""
+    return [c.const("W", c.params[0])] + ([c.const("b", c.params[1])] if len(c.params) > 1 else [])
+
+
 @converter("Convolution")
 def convolution(c: LayerContext) -> None:
     _check_single(c)
-    inputs = [c.inputs[0], c.const("W", c.params[0])] + ([c.const("b", c.params[1])] if len(c.params) > 1 else [])
-    c.emit("Conv", inputs, output_index=0, **_conv_attrs(c.layer))
+    c.emit("Conv", [c.inputs[0]] + _weight_and_bias(c), output_index=0, **_conv_attrs(c.layer))
 
 
 @converter("Deconvolution")
@@ -48,17 +52,16 @@ def deconvolution(c: LayerContext) -> None:
         shape = c.graph.ints(f"{c.name}/shape", [0, *c.top_shapes[0][1:]])
         c.emit("Reshape", [product, shape], output_index=0)
         return
-    bias = [c.const("b", c.params[1])] if len(c.params) > 1 else []
-    c.emit("ConvTranspose", [c.inputs[0], c.const("W", c.params[0])] + bias, output_index=0, **_conv_attrs(c.layer))
+    c.emit("ConvTranspose", [c.inputs[0]] + _weight_and_bias(c), output_index=0, **_conv_attrs(c.layer))
 
 
 def deconvolution_of_top_left_unpool(c: LayerContext, geometry: dict) -> None:
     """The fold of ``fusion``: ``c`` is the Deconvolution, its input already the *pooled* tensor
-    that the top-left unpooling would have spread; ``geometry`` from ``fusion.plan_unpool_folds``."""
+    that the top-left unpooling would have spread; ``geometry`` from ``fusion.plan_unpool_folds``
+    replaces the deconvolution's strides and pads."""
     _check_single(c)
-    bias = [c.const("b", c.params[1])] if len(c.params) > 1 else []
     attrs = dict(_conv_attrs(c.layer), **geometry)
-    c.emit("ConvTranspose", [c.inputs[0], c.const("W", c.params[0])] + bias, output_index=0, **attrs)
+    c.emit("ConvTranspose", [c.inputs[0]] + _weight_and_bias(c), output_index=0, **attrs)
 
 
 def _check_single(c: LayerContext) -> None:

@@ -29,7 +29,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from caffe_cae.parallel import matmul, split, threads
+from caffe_cae.parallel import copyto, matmul, split, threads
 
 #: Geometries whose output has fewer positions than this use the batch-inner column order.
 BATCH_INNER_BELOW = 256
@@ -124,7 +124,7 @@ def im2col(x: np.ndarray, g: ConvGeometry, ws: Workspace, name: str = "col") -> 
     if g.batch_inner:
         # Transposed image (C, *padded, num): padding border stays zero (never written).
         image = ws.get(name + ".image", (channels,) + g.padded + (num,), x.dtype)
-        _copy(image[(all_,) + g._interior() + (all_,)], np.moveaxis(x, 0, -1))
+        copyto(image[(all_,) + g._interior() + (all_,)], np.moveaxis(x, 0, -1))
         sc, ss, sn = image.strides[0], image.strides[1:-1], image.strides[-1]
         shape = (channels,) + g.kernel + g.out + (num,)
         strides = ((sc,) + tuple(s * d for s, d in zip(ss, g.dilation))
@@ -133,7 +133,7 @@ def im2col(x: np.ndarray, g: ConvGeometry, ws: Workspace, name: str = "col") -> 
     else:
         if g.has_pad:
             image = ws.get(name + ".image", (num, channels) + g.padded, x.dtype)
-            _copy(image[(all_, all_) + g._interior()], x)
+            copyto(image[(all_, all_) + g._interior()], x)
         else:
             image = x
         sn, sc, ss = image.strides[0], image.strides[1], image.strides[2:]
@@ -143,17 +143,8 @@ def im2col(x: np.ndarray, g: ConvGeometry, ws: Workspace, name: str = "col") -> 
         rows = (num, channels * g.kernel_size, g.out_size)
     view = as_strided(image, shape=shape, strides=strides, writeable=False)
     col = ws.get(name, shape, x.dtype)
-    _copy(col, view)
+    copyto(col, view)
     return col.reshape(rows)
-
-
-def _copy(dst: np.ndarray, src: np.ndarray) -> None:
-    """``np.copyto(dst, src)`` split over the threads along the first axis long enough for
-    all of them (a single-channel blob splits along its next axis)."""
-    axis = next((k for k, n in enumerate(dst.shape) if n >= threads()), 0)
-    lead = (slice(None),) * axis
-    split(lambda lo, hi: np.copyto(dst[lead + (slice(lo, hi),)], src[lead + (slice(lo, hi),)]),
-          dst.shape[axis], dst.size)
 
 
 def col2im(col: np.ndarray, g: ConvGeometry, out: np.ndarray, ws: Workspace,
@@ -256,10 +247,10 @@ def to_columns(a: np.ndarray, g: ConvGeometry, ws: Workspace, name: str) -> np.n
     num, channels = a.shape[:2]
     if g.batch_inner:
         buf = ws.get(name, (channels,) + g.out + (num,), a.dtype)
-        _copy(buf, np.moveaxis(a, 0, -1))
+        copyto(buf, np.moveaxis(a, 0, -1))
     else:
         buf = ws.get(name, (channels, num) + g.out, a.dtype)
-        _copy(buf, a.swapaxes(0, 1))
+        copyto(buf, a.swapaxes(0, 1))
     return buf.reshape(channels, num * g.out_size)
 
 

@@ -158,6 +158,15 @@ def split(fn, n: int, work: int) -> None:
         raise errors[0]
 
 
+def copyto(dst: np.ndarray, src: np.ndarray) -> None:
+    """``np.copyto(dst, src)`` split over the threads along the first axis long enough for all
+    of them (a single-channel or single-image array splits along its next axis)."""
+    axis = next((k for k, n in enumerate(dst.shape) if n >= threads()), 0)
+    lead = (slice(None),) * axis
+    split(lambda lo, hi: np.copyto(dst[lead + (slice(lo, hi),)], src[lead + (slice(lo, hi),)]),
+          dst.shape[axis], dst.size)
+
+
 def matmul(a, b, out, axis: int = -1) -> None:
     """``np.matmul(a, b, out=out)`` with the product split over the threads along ``out``'s
     last axis (``axis=-1``: column blocks of ``b``), its rows (``axis=-2``: row blocks of

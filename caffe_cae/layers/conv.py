@@ -26,7 +26,7 @@ from caffe_cae.im2col import (ConvGeometry, Workspace, col2im, conv_out_size, fr
                               im2col, matmul_col2im, to_columns)
 from caffe_cae.layers.base import Layer
 from caffe_cae.layers.registry import register
-from caffe_cae.parallel import matmul, split
+from caffe_cae.parallel import copyto, matmul, split
 
 #: Largest scratch (elements) for the per-image weight-gradient products before they are summed;
 #: bigger batches are processed in chunks of images.
@@ -358,7 +358,7 @@ class DeconvolutionLayer(BaseConvolution):
         if g.batch_inner:
             return grid  # to_columns copies it anyway
         compact = self._ws.get("compact", grid.shape, grid.dtype)
-        split(lambda lo, hi: np.copyto(compact[lo:hi], grid[lo:hi]), self.num, compact.size)
+        copyto(compact, grid)
         return compact
 
     def forward(self, bottom, top):

@@ -28,7 +28,7 @@ from caffe_cae.im2col import Workspace
 from caffe_cae.layers.base import Layer
 from caffe_cae.layers.pooling import WindowGrid, kernel_stride_pad, spread_windows, sum_windows
 from caffe_cae.layers.registry import register
-from caffe_cae.parallel import split
+from caffe_cae.parallel import copyto, split
 from caffe_cae.proto import caffe_pb2
 
 U = caffe_pb2.UnpoolingParameter
@@ -166,7 +166,7 @@ class UnpoolingLayer(Layer):
                 np.take(dy.reshape(-1), idx, out=dx.reshape(-1))
             elif self._regular:
                 view = self._top_left_view(dy)
-                split(lambda lo, hi: np.copyto(dx[lo:hi], view[lo:hi]), dx.shape[0], dx.size)
+                copyto(dx, view)
             else:
                 rows, cols = self._rows[0], self._cols[0]
                 dx[...] = dy[:, :, rows[:, None], cols]

@@ -98,6 +98,7 @@ def test_the_sparse_path_reads_only_the_grid():
 NET = """
 name: "decoder"
 layer {{ name: "data" type: "Input" top: "data" input_param {{ shape {{ dim: 2 dim: 3 dim: 4 dim: 4 }} }} }}
+layer {{ name: "target" type: "Input" top: "target" input_param {{ shape {{ dim: 2 dim: 2 dim: 12 dim: 12 }} }} }}
 layer {{ name: "unpool" type: "Unpooling" bottom: "data" top: "unpooled"
         unpooling_param {{ unpool: MAX kernel_size: 2 stride: 2 unpool_size: 8 }} }}
 {extra}
@@ -105,18 +106,12 @@ layer {{ name: "deconv" type: "Deconvolution" bottom: "{deconv_bottom}" top: "de
         convolution_param {{ num_output: 2 kernel_size: 5 weight_filler {{ type: "gaussian" std: 0.5 }}
                             bias_filler {{ type: "constant" value: 0.1 }} }} }}
 layer {{ name: "loss" type: "EuclideanLoss" bottom: "deconv" bottom: "target" top: "loss" }}
-layer {{ name: "target" type: "Input" top: "target" input_param {{ shape {{ dim: 2 dim: 2 dim: 12 dim: 12 }} }} }}
 """
 
 
 def _net(extra="", deconv_bottom="unpooled"):
     text = NET.format(extra=extra, deconv_bottom=deconv_bottom)
-    # the target Input must come before the loss layer that reads it
-    lines = text.strip().splitlines()
-    target = next(line for line in lines if 'name: "target"' in line)
-    lines.remove(target)
-    lines.insert(2, target)
-    return Net(parse_text("\n".join(lines), caffe_pb2.NetParameter, "<test>"), phase=caffe_pb2.TRAIN, seed=4)
+    return Net(parse_text(text, caffe_pb2.NetParameter, "<test>"), phase=caffe_pb2.TRAIN, seed=4)
 
 
 def _feed(net, rng):

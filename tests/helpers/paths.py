@@ -5,7 +5,9 @@ TESTS = pathlib.Path(__file__).resolve().parents[1]
 DATA = TESTS / "data"
 GOLDEN = DATA / "golden"
 GOLDEN_NOH = DATA / "golden_noh"
+GOLDEN_BVLC = DATA / "golden_bvlc"
 FIXTURES = DATA / "fixtures"
+ZOO = FIXTURES / "zoo"
 
 
 def all_prototxts():

@@ -270,7 +270,7 @@ class Net:
         last_write: dict[int, int] = {}  # memory root -> last layer writing into it in place
         for node in self.graph.layers:
             layer = node.layer
-            if getattr(layer, "shares_data", False) or (
+            if layer.shares_memory(0, 0) or (
                     layer.type in ("Concat", "Slice") and len(node.bottom_ids) == len(node.top_ids) == 1):
                 for t in node.top_ids:
                     root[t] = root[node.bottom_ids[0]]
@@ -295,13 +295,13 @@ class Net:
                 writers[t] = writers.get(t, 0) + 1
         sources = {}
         for node in self.graph.layers:
-            if not hasattr(node.layer, "top_left_spread") or len(node.top_ids) != 1:
+            if node.layer.sparse_top_stride() is None or len(node.top_ids) != 1:
                 continue
             top = node.top_ids[0]
             if readers.get(top) != 1 or writers[top] != 1 or top in node.bottom_ids:
                 continue
             reader = next(n for n in self.graph.layers if top in n.bottom_ids)
-            if hasattr(reader.layer, "bottom_spread") and reader.bottom_ids == [top]:
+            if reader.layer.accepts_sparse_bottom and reader.bottom_ids == [top]:
                 sources[reader.index] = node.index
         return sources
 
@@ -509,7 +509,7 @@ class Net:
                 if node.index in spread_sources:  # sparse only if the source wrote it in this pass
                     source = spread_sources[node.index]
                     node.layer.bottom_spread = (
-                        self.graph.layers[source].layer.top_left_spread if source in fresh else None)
+                        self.graph.layers[source].layer.sparse_top_stride() if source in fresh else None)
                 bottom = [blobs[b] for b in node.bottom_ids]
                 top = [blobs[t] for t in node.top_ids]
                 node.layer.forward(bottom, top)

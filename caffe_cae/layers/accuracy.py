@@ -7,7 +7,7 @@ import numpy as np
 
 from caffe_cae.layers.base import Layer
 from caffe_cae.layers.registry import register
-from caffe_cae.layers.shape import canonical_axis
+from caffe_cae.layers.common import canonical_axis
 
 
 @register("Accuracy")

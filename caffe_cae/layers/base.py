@@ -17,12 +17,24 @@ A layer is built from its ``LayerParameter`` and the net phase, then driven by t
 ``out=``), never rebind ``blob.data``/``blob.diff`` except in layers that share memory
 (Reshape/Flatten/Split: ``top.share_data(bottom)`` in ``forward``).
 
-Optional attributes the Net reads or sets (a layer without them is left alone):
-``param_propagate_down`` (set: Caffe's per-parameter gradient flags), ``shares_data``,
-``reuse_forward_columns`` (cleared where a later in-place layer overwrites the bottom), and a
-sparsity hand-over: a layer that declares ``top_left_spread`` (its top is zero off a stride
-grid after forward, e.g. top-left Unpooling) tells the single reader of that top that has a
-``bottom_spread`` attribute (Deconvolution), per forward pass, that it may skip those zeros.
+Everything the Net, the dataflow analysis (``caffe_cae.netgraph.dataflow``), the ONNX exporter
+and the gradient checker ask of a layer is declared below with a default; nothing probes a layer
+with ``hasattr``.  A new layer overrides only what differs:
+
+* traits (class attributes): ``is_data`` (produces blobs from outside: becomes an ONNX input),
+  ``is_loss``, ``is_metric`` (Accuracy-like: left out of inference exports),
+  ``identity_at_inference`` (Dropout), ``draws_random_numbers`` (the gradient checker reseeds
+  it), ``backward_ignores_propagate_down`` (backward runs even when no bottom needs a diff),
+  ``gradient_check``;
+* ``shares_memory(bottom_index, top_index)``: the top is a view of the bottom (Split, Reshape,
+  Flatten, one-part Concat/Slice);
+* ``param_propagate_down`` (set by the Net: Caffe's per-parameter gradient flags; None = all);
+* ``reuse_forward_columns`` (a layer that keeps values derived from a bottom for its backward;
+  the Net clears it where a later in-place layer overwrites that bottom's memory);
+* a per-pass sparsity hand-over: ``sparse_top_stride()`` (the top is zero off a stride grid after
+  forward, e.g. top-left Unpooling) and ``accepts_sparse_bottom`` + ``bottom_spread`` (a
+  Deconvolution that may skip those zeros when the Net's plan says the producer wrote its bottom
+  in the same pass).
 """
 from __future__ import annotations
 
@@ -46,8 +58,27 @@ class Layer:
     #: Loss layers: top[0] gets loss_weight 1 unless the prototxt says otherwise; a missing top
     #: is created automatically (Caffe's AutoTopBlobs).
     is_loss: bool = False
-    #: Layers whose top shares memory with the bottom (no copy): Reshape, Flatten, Split.
-    shares_data: bool = False
+    #: Data layers: no bottoms, tops come from outside the net (Input, HDF5Data, ...); an ONNX
+    #: export turns their tops into graph inputs.
+    is_data: bool = False
+    #: Evaluation-only layers (Accuracy, Silence): no part of an inference graph.
+    is_metric: bool = False
+    #: The layer computes the identity in the TEST phase (Dropout).
+    identity_at_inference: bool = False
+    #: The layer draws random numbers while running (``self.rng``); gradient checks reseed it.
+    draws_random_numbers: bool = False
+    #: Caffe runs this layer's backward even when no bottom needs a diff (it writes scratch).
+    backward_ignores_propagate_down: bool = False
+    #: Per-parameter-blob gradient flags set by the Net (Caffe's ``param_propagate_down_``);
+    #: None = every parameter gets its gradient.
+    param_propagate_down: list[bool] | None = None
+    #: The layer keeps values derived from its bottoms between forward and backward (columns);
+    #: the Net clears the flag where another layer overwrites that memory in between.
+    reuse_forward_columns: bool = False
+    #: The layer can skip the zeros of a bottom that is zero off a stride grid; the Net sets
+    #: ``bottom_spread`` to that stride before each forward in which it holds, else None.
+    accepts_sparse_bottom: bool = False
+    bottom_spread: tuple[int, ...] | None = None
 
     def __init__(self, param: caffe_pb2.LayerParameter, phase: int = caffe_pb2.TEST):
         self.param = param
@@ -91,6 +122,24 @@ class Layer:
     def backward(self, top: list[Blob], propagate_down: list[bool], bottom: list[Blob]) -> None:
         raise NotImplementedError(f"{type(self).__name__}.backward")
 
+    def shares_memory(self, bottom_index: int, top_index: int) -> bool:
+        """True when top ``top_index`` is a view of bottom ``bottom_index`` (no copy): an
+        in-place write into one is seen through the other."""
+        return False
+
+    def sparse_top_stride(self) -> tuple[int, ...] | None:
+        """After forward, is top 0 zero everywhere off a grid of this stride (from index 0)?"""
+        return None
+
+    def param_needs_gradient(self, index: int) -> bool:
+        """Caffe's ``param_propagate_down(index)``."""
+        flags = self.param_propagate_down
+        return flags is None or (index < len(flags) and bool(flags[index]))
+
+    def bottom_name(self, index: int) -> str:
+        """The prototxt name of bottom ``index`` (for messages)."""
+        return self.param.bottom[index] if index < len(self.param.bottom) else f"bottom {index}"
+
     def allow_force_backward(self, bottom_index: int) -> bool:
         """False for inputs that never get a gradient (loss labels/targets)."""
         return True
@@ -102,3 +151,32 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{self.type} layer '{self.name}'>"
+
+
+class LossLayer(Layer):
+    """Caffe's ``LossLayer``: bottoms (prediction, target/label), one scalar top that gets
+    ``loss_weight`` 1 unless the prototxt says otherwise (created when missing); the target
+    gets no gradient by default.  ``backward`` reads the loss weight from ``top[0].diff``."""
+
+    exact_bottoms = 2
+    exact_tops = 1
+    is_loss = True
+
+    def allow_force_backward(self, bottom_index: int) -> bool:
+        return bottom_index != 1
+
+    def check_same_num(self, bottom_shapes) -> None:
+        """LossLayer::Reshape: data and label share the first dimension."""
+        a, b = tuple(bottom_shapes[0]), tuple(bottom_shapes[1])
+        if not a or not b or a[0] != b[0]:
+            raise self.error(
+                f"The data and label should have the same first dimension: bottom 0 {list(a)}, bottom 1 {list(b)}")
+
+    def reshape(self, bottom_shapes):
+        self.check_same_num(bottom_shapes)
+        return [()]
+
+    @staticmethod
+    def loss_weight(top) -> float:
+        """The top's loss weight, which the Net keeps in its diff."""
+        return top[0].diff.reshape(-1)[0]

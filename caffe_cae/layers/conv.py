@@ -25,20 +25,13 @@ import numpy as np
 from caffe_cae.im2col import (ConvGeometry, Workspace, col2im, conv_out_size, from_columns,
                               im2col, matmul_col2im, to_columns)
 from caffe_cae.layers.base import Layer
+from caffe_cae.layers.common import canonical_axis
 from caffe_cae.layers.registry import register
 from caffe_cae.parallel import copyto, matmul, split
 
 #: Largest scratch (elements) for the per-image weight-gradient products before they are summed;
 #: bigger batches are processed in chunks of images.
 PER_IMAGE_GRAD_ELEMENTS = 1 << 22
-
-
-def canonical_axis(layer: Layer, axis: int, num_axes: int, what: str = "axis") -> int:
-    """Caffe's ``Blob::CanonicalAxisIndex``: negative axes count from the end."""
-    if not -num_axes <= axis < num_axes:
-        raise layer.error(f"{what} {axis} out of range for a {num_axes}-axis blob "
-                          f"(valid: {-num_axes} .. {num_axes - 1})")
-    return axis + num_axes if axis < 0 else axis
 
 
 def _per_axis(layer, values, n_spatial, default, what):
@@ -326,7 +319,7 @@ class DeconvolutionLayer(BaseConvolution):
 
     reverse_dimensions = True
     #: Set by the Net before each forward (None: a dense bottom).
-    bottom_spread: tuple[int, ...] | None = None
+    accepts_sparse_bottom = True
     _sparse: ConvGeometry | None = None  # the geometry the last forward used, if sparse
 
     def _output_spatial(self, in_spatial):

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from caffe_cae.layers.base import Layer
-from caffe_cae.layers.neuron import RandomLayerMixin
+from caffe_cae.layers.common import RandomLayerMixin
 from caffe_cae.layers.registry import register
 from caffe_cae.proto import caffe_pb2
 

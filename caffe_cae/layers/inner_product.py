@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from caffe_cae.layers.base import Layer
-from caffe_cae.layers.conv import canonical_axis
+from caffe_cae.layers.common import canonical_axis
 from caffe_cae.layers.registry import register
 from caffe_cae.parallel import matmul
 

@@ -9,26 +9,21 @@ import math
 
 import numpy as np
 
-from caffe_cae.layers.base import Layer
+from caffe_cae.layers.base import LossLayer
 from caffe_cae.layers.neuron import sigmoid
 from caffe_cae.layers.registry import register
-from caffe_cae.layers.softmax import _NORM, caffe_loss_sum, check_same_num, loss_normalizer
-
-
-def loss_weight(top) -> float:
-    return top[0].diff.reshape(-1)[0]
+from caffe_cae.layers.common import NORMALIZATION, caffe_loss_sum, loss_normalizer
 
 
 @register("EuclideanLoss")
-class EuclideanLossLayer(Layer):
+class EuclideanLossLayer(LossLayer):
     """loss = sum((a - b)^2) / (2N), N = a.shape[0]; both bottoms get gradients (+-(a-b)/N)."""
 
-    exact_bottoms = 2
-    exact_tops = 1
-    is_loss = True
+    def allow_force_backward(self, bottom_index):
+        return True
 
     def reshape(self, bottom_shapes):
-        check_same_num(self, bottom_shapes)
+        self.check_same_num(bottom_shapes)
         a, b = tuple(bottom_shapes[0]), tuple(bottom_shapes[1])
         for i, shape in enumerate((a, b)):
             if len(shape) > 4:  # Caffe divides by Blob::num(), a legacy (<= 4 axes) accessor
@@ -51,21 +46,17 @@ class EuclideanLossLayer(Layer):
         for i, sign in ((0, 1), (1, -1)):
             if propagate_down[i]:
                 b = bottom[i]
-                alpha = b.dtype.type(sign * loss_weight(top) / b.dtype.type(b.shape[0]))
+                alpha = b.dtype.type(sign * self.loss_weight(top) / b.dtype.type(b.shape[0]))
                 b.diff[...] = (alpha * self.difference).reshape(b.shape)
 
 
 @register("SigmoidCrossEntropyLoss")
-class SigmoidCrossEntropyLossLayer(Layer):
+class SigmoidCrossEntropyLossLayer(LossLayer):
     """Cross-entropy of sigmoid(x) against targets t in [0, 1], in the stable form
     ``-(x*(t - [x>=0]) - log(1 + exp(x - 2x[x>=0])))``. ``loss_param``: ``ignore_label``;
     ``normalization`` (when unset: legacy ``normalize`` true = VALID / false = BATCH_SIZE,
     otherwise **BATCH_SIZE**, Caffe's historical default, i.e. divide by N). No gradient to t.
     """
-
-    exact_bottoms = 2
-    exact_tops = 1
-    is_loss = True
 
     def setup(self, bottom_shapes):
         lp = self.param.loss_param
@@ -73,16 +64,13 @@ class SigmoidCrossEntropyLossLayer(Layer):
         if lp.HasField("normalization"):
             self.normalization = lp.normalization
         elif lp.HasField("normalize"):
-            self.normalization = _NORM.VALID if lp.normalize else _NORM.BATCH_SIZE
+            self.normalization = NORMALIZATION.VALID if lp.normalize else NORMALIZATION.BATCH_SIZE
         else:
-            self.normalization = _NORM.BATCH_SIZE
+            self.normalization = NORMALIZATION.BATCH_SIZE
         return []
 
-    def allow_force_backward(self, bottom_index):
-        return bottom_index != 1
-
     def reshape(self, bottom_shapes):
-        check_same_num(self, bottom_shapes)
+        self.check_same_num(bottom_shapes)
         a, b = tuple(bottom_shapes[0]), tuple(bottom_shapes[1])
         if math.prod(a) != math.prod(b):
             raise self.error(
@@ -127,11 +115,11 @@ class SigmoidCrossEntropyLossLayer(Layer):
         valid = self._valid(t)
         if valid is not None:
             grad[~valid] = 0
-        np.multiply(grad, x.dtype.type(loss_weight(top) / x.dtype.type(self.normalizer)), out=bottom[0].diff)
+        np.multiply(grad, x.dtype.type(self.loss_weight(top) / x.dtype.type(self.normalizer)), out=bottom[0].diff)
 
 
 @register("ContrastiveLoss")
-class ContrastiveLossLayer(Layer):
+class ContrastiveLossLayer(LossLayer):
     """Hadsell et al.'s contrastive loss over pairs (a, b) with similarity labels.
 
     Bottoms: a, b (N, C[, 1, 1]) and sim (N[, 1, 1, 1]); d^2 = ||a - b||^2. Similar pairs
@@ -140,8 +128,6 @@ class ContrastiveLossLayer(Layer):
     """
 
     exact_bottoms = 3
-    exact_tops = 1
-    is_loss = True
 
     def setup(self, bottom_shapes):
         p = self.param.contrastive_loss_param
@@ -152,7 +138,7 @@ class ContrastiveLossLayer(Layer):
         return bottom_index != 2
 
     def reshape(self, bottom_shapes):
-        check_same_num(self, bottom_shapes)
+        self.check_same_num(bottom_shapes)
         shapes = [tuple(s) for s in bottom_shapes]
 
         def legacy(shape, i):  # Blob::LegacyShape: missing axes read as 1, at most 4 axes
@@ -197,7 +183,7 @@ class ContrastiveLossLayer(Layer):
             if not propagate_down[i]:
                 continue
             b = bottom[i]
-            alpha = t(sign * loss_weight(top) / t(b.shape[0]))
+            alpha = t(sign * self.loss_weight(top) / t(b.shape[0]))
             if self.legacy:
                 mdist = t(self.margin) - self.dist_sq
                 beta = np.full_like(mdist, -alpha)

@@ -11,6 +11,7 @@ import zlib
 import numpy as np
 
 from caffe_cae.layers.base import Layer
+from caffe_cae.layers.common import RandomLayerMixin
 from caffe_cae.layers.registry import register
 from caffe_cae.parallel import split
 from caffe_cae.proto import caffe_pb2
@@ -106,25 +107,6 @@ class NeuronLayer(Layer):
 
     def reshape(self, bottom_shapes):
         return [tuple(bottom_shapes[0])]
-
-
-class RandomLayerMixin:
-    """Layers that draw random numbers while running (Dropout, shuffling data layers).
-
-    The Net hands its seeded ``numpy.random.Generator`` over through ``fill_params(rng)`` (or
-    assigns ``layer.rng``); a layer used alone falls back to a generator seeded from its name,
-    so results stay reproducible.
-    """
-
-    rng: np.random.Generator | None = None
-
-    def fill_params(self, rng: np.random.Generator) -> None:
-        self.rng = rng
-
-    def random(self) -> np.random.Generator:
-        if self.rng is None:
-            self.rng = np.random.default_rng(zlib.crc32(self.name.encode()))
-        return self.rng
 
 
 @register("Sigmoid")

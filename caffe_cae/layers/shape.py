@@ -12,33 +12,8 @@ import math
 import numpy as np
 
 from caffe_cae.layers.base import Layer
+from caffe_cae.layers.common import canonical_axis, pass_diff_back, refuse_in_place, share_data_and_diff
 from caffe_cae.layers.registry import register
-
-
-def canonical_axis(layer: Layer, axis: int, num_axes: int, what: str = "axis") -> int:
-    """Caffe's Blob::CanonicalAxisIndex: negative axes count from the end; range-checked."""
-    if not -num_axes <= axis < num_axes:
-        raise layer.error(
-            f"{what} {axis} out of range for a {num_axes}-D blob (valid: {-num_axes}..{num_axes - 1})"
-        )
-    return axis + num_axes if axis < 0 else axis
-
-
-def refuse_in_place(layer: Layer) -> None:
-    for top_name in layer.param.top:
-        if top_name in layer.param.bottom:
-            raise layer.error(f"{layer.type} layer does not allow in-place computation (blob '{top_name}')")
-
-
-def share_data_and_diff(top, bottom) -> None:
-    top.share_data(bottom)
-    top.share_diff(bottom)
-
-
-def pass_diff_back(top, bottom) -> None:
-    """Backward of a memory-sharing layer: copy only if the diffs are not already shared."""
-    if not np.shares_memory(top.diff, bottom.diff):
-        bottom.diff[...] = top.diff.reshape(bottom.diff.shape)
 
 
 @register("Reshape")
@@ -49,7 +24,8 @@ class ReshapeLayer(Layer):
 
     exact_bottoms = 1
     exact_tops = 1
-    shares_data = True
+    def shares_memory(self, bottom_index, top_index):
+        return True
 
     def setup(self, bottom_shapes):
         refuse_in_place(self)
@@ -113,7 +89,8 @@ class FlattenLayer(Layer):
 
     exact_bottoms = 1
     exact_tops = 1
-    shares_data = True
+    def shares_memory(self, bottom_index, top_index):
+        return True
 
     def setup(self, bottom_shapes):
         refuse_in_place(self)
@@ -144,7 +121,8 @@ class SplitLayer(Layer):
 
     exact_bottoms = 1
     min_tops = 1
-    shares_data = True
+    def shares_memory(self, bottom_index, top_index):
+        return True
 
     def setup(self, bottom_shapes):
         refuse_in_place(self)

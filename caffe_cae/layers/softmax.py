@@ -5,12 +5,11 @@ import math
 
 import numpy as np
 
-from caffe_cae.layers.base import Layer
+from caffe_cae.layers.base import Layer, LossLayer
 from caffe_cae.layers.registry import register
-from caffe_cae.layers.shape import canonical_axis
+from caffe_cae.layers.common import NORMALIZATION, caffe_loss_sum, canonical_axis, loss_normalizer
 from caffe_cae.proto import caffe_pb2
 
-_NORM = caffe_pb2.LossParameter
 FLT_MIN = np.finfo(np.float32).tiny
 
 
@@ -25,75 +24,6 @@ def softmax(x: np.ndarray, axis: int, out: np.ndarray) -> np.ndarray:
         np.exp(out, out=out)
     out /= out.sum(axis=axis, keepdims=True)
     return out
-
-
-def loss_normalizer(layer: Layer, mode: int, outer: int, inner: int, valid_count: int) -> float:
-    """Caffe's LossLayer::GetNormalizer (at least 1)."""
-    if mode == _NORM.FULL:
-        value = outer * inner
-    elif mode == _NORM.VALID:
-        value = outer * inner if valid_count == -1 else valid_count
-    elif mode == _NORM.BATCH_SIZE:
-        value = outer
-    elif mode == _NORM.NONE:
-        value = 1
-    else:
-        raise layer.error(f"unknown normalization mode {mode}")
-    return max(1.0, float(value))
-
-
-def caffe_loss_sum(terms: np.ndarray, dtype) -> np.generic:
-    """Caffe's loss loops: ``Dtype loss = 0; loss += term;`` element by element.
-
-    The running sum rounds to ``dtype`` after every addition -- on thousands of terms that
-    differs from a pairwise or double sum in the 6th digit, so the order is reproduced
-    (``cumsum`` is sequential).  Double ``terms`` (from C++'s ``::log(double)``) are added to
-    the float sum in double and the result rounded to float, ``loss = float(double(loss) +
-    term)``, see :func:`_float_sum_of_double_terms`."""
-    flat = np.asarray(terms).reshape(-1)
-    if flat.size == 0:
-        return np.dtype(dtype).type(0)
-    if flat.dtype == np.float64 and np.dtype(dtype) == np.float32:
-        return _float_sum_of_double_terms(flat)
-    return np.cumsum(flat.astype(dtype), dtype=dtype)[-1]
-
-
-#: Steps per block of :func:`_float_sum_of_double_terms` (a correction redoes at most one block).
-LOSS_SUM_BLOCK = 4096
-
-
-def _float_sum_of_double_terms(terms: np.ndarray) -> np.float32:
-    """``for t in terms: loss = float32(float64(loss) + t)``, vectorised.
-
-    A float32 ``cumsum`` of the terms rounded to float first is the same sequence except where
-    rounding twice lands on the other side of a midpoint (a few steps in 100 000 for sums in
-    the thousands).  So, block by block: take that cumsum from the block's exact start, check
-    every step against the exact rule in one vectorised pass, and from the first step that
-    differs, correct it and redo the rest of the block."""
-    loss = np.float32(0)
-    for block in range(0, terms.size, LOSS_SUM_BLOCK):
-        chunk = terms[block:block + LOSS_SUM_BLOCK]
-        rounded = chunk.astype(np.float32)
-        start = 0
-        while start < chunk.size:
-            guess = np.cumsum(np.concatenate(([loss], rounded[start:])), dtype=np.float32)
-            exact = (guess[:-1].astype(np.float64) + chunk[start:]).astype(np.float32)
-            wrong = np.flatnonzero(exact != guess[1:])
-            if wrong.size == 0:
-                loss = guess[-1]
-                break
-            first = int(wrong[0])  # steps up to first-1 were right; step first gives exact[first]
-            loss = exact[first]
-            start += first + 1
-    return np.float32(loss)
-
-
-def check_same_num(layer: Layer, bottom_shapes) -> None:
-    """LossLayer::Reshape: data and label share the first dimension."""
-    a, b = tuple(bottom_shapes[0]), tuple(bottom_shapes[1])
-    if not a or not b or a[0] != b[0]:
-        raise layer.error(
-            f"The data and label should have the same first dimension: bottom 0 {list(a)}, bottom 1 {list(b)}")
 
 
 @register("Softmax")
@@ -122,7 +52,7 @@ class SoftmaxLayer(Layer):
 
 
 @register("SoftmaxWithLoss")
-class SoftmaxWithLossLayer(Layer):
+class SoftmaxWithLossLayer(LossLayer):
     """Softmax over ``softmax_param.axis`` then mean negative log-likelihood of the labels.
 
     Bottoms: scores (..., C at ``axis``, ...) and integer-valued labels with one value per
@@ -132,25 +62,21 @@ class SoftmaxWithLossLayer(Layer):
     top receives the probabilities.
     """
 
-    exact_bottoms = 2
+    exact_tops = None
     min_tops = 1
     max_tops = 2
-    is_loss = True
 
     def setup(self, bottom_shapes):
         lp = self.param.loss_param
         self.ignore_label = lp.ignore_label if lp.HasField("ignore_label") else None
         if not lp.HasField("normalization") and lp.HasField("normalize"):
-            self.normalization = _NORM.VALID if lp.normalize else _NORM.BATCH_SIZE
+            self.normalization = NORMALIZATION.VALID if lp.normalize else NORMALIZATION.BATCH_SIZE
         else:
             self.normalization = lp.normalization
         return []
 
-    def allow_force_backward(self, bottom_index):
-        return bottom_index != 1
-
     def reshape(self, bottom_shapes):
-        check_same_num(self, bottom_shapes)
+        self.check_same_num(bottom_shapes)
         shape = tuple(bottom_shapes[0])
         self.axis = canonical_axis(self, self.param.softmax_param.axis, len(shape))
         self.outer = math.prod(shape[:self.axis])

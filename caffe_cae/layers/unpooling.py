@@ -58,6 +58,9 @@ class UnpoolingLayer(Layer):
         self.max_bottoms = 2 if self.method == U.MAX else 1
         self.gradient_check = "kink" if self.method == U.MAX else "smooth"
 
+    def sparse_top_stride(self):
+        return self.top_left_spread
+
     def allow_force_backward(self, bottom_index):
         return bottom_index == 0  # the mask is an index, not a value
 

@@ -139,7 +139,7 @@ def export_net(net, outputs: list[str] | None = None, opset: int = DEFAULT_OPSET
 
 def _shares_memory(layer, n_bottoms: int, n_tops: int) -> bool:
     """Tops that are views of the bottom in Caffe (Split, Reshape, Flatten, one-part Concat/Slice)."""
-    return getattr(layer, "shares_data", False) or (
+    return layer.shares_memory(0, 0) or (
         layer.type in ("Concat", "Slice") and n_bottoms == n_tops == 1)
 
 

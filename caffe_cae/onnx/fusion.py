@@ -41,7 +41,7 @@ def plan_unpool_folds(layers, inputs_of, needed_layers, output_versions, shapes)
     folds = {}
     for u in sorted(needed_layers):
         # the interpreter's Unpooling says whether its top is zero off a stride grid
-        spread = getattr(layers[u], "top_left_spread", None)
+        spread = layers[u].sparse_top_stride()
         if spread is None or (u, 0) in output_versions:
             continue
         consumers = readers.get((u, 0), [])

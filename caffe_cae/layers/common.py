@@ -1,0 +1,120 @@
+"""Helpers shared by the layer families (each family imports only ``base`` and this module)."""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from caffe_cae.layers.base import Layer
+from caffe_cae.proto import caffe_pb2
+
+NORMALIZATION = caffe_pb2.LossParameter  # .FULL, .VALID, .BATCH_SIZE, .NONE
+
+
+def canonical_axis(layer: Layer, axis: int, num_axes: int, what: str = "axis") -> int:
+    """Caffe's Blob::CanonicalAxisIndex: negative axes count from the end; range-checked."""
+    if not -num_axes <= axis < num_axes:
+        raise layer.error(
+            f"{what} {axis} out of range for a {num_axes}-D blob (valid: {-num_axes}..{num_axes - 1})"
+        )
+    return axis + num_axes if axis < 0 else axis
+
+
+def refuse_in_place(layer: Layer) -> None:
+    for top_name in layer.param.top:
+        if top_name in layer.param.bottom:
+            raise layer.error(f"{layer.type} layer does not allow in-place computation (blob '{top_name}')")
+
+
+def share_data_and_diff(top, bottom) -> None:
+    top.share_data(bottom)
+    top.share_diff(bottom)
+
+
+def pass_diff_back(top, bottom) -> None:
+    """Backward of a memory-sharing layer: copy only if the diffs are not already shared."""
+    if not np.shares_memory(top.diff, bottom.diff):
+        bottom.diff[...] = top.diff.reshape(bottom.diff.shape)
+
+
+def loss_normalizer(layer: Layer, mode: int, outer: int, inner: int, valid_count: int) -> float:
+    """Caffe's LossLayer::GetNormalizer (at least 1)."""
+    if mode == NORMALIZATION.FULL:
+        value = outer * inner
+    elif mode == NORMALIZATION.VALID:
+        value = outer * inner if valid_count == -1 else valid_count
+    elif mode == NORMALIZATION.BATCH_SIZE:
+        value = outer
+    elif mode == NORMALIZATION.NONE:
+        value = 1
+    else:
+        raise layer.error(f"unknown normalization mode {mode}")
+    return max(1.0, float(value))
+
+
+def caffe_loss_sum(terms: np.ndarray, dtype) -> np.generic:
+    """Caffe's loss loops: ``Dtype loss = 0; loss += term;`` element by element.
+
+    The running sum rounds to ``dtype`` after every addition -- on thousands of terms that
+    differs from a pairwise or double sum in the 6th digit, so the order is reproduced
+    (``cumsum`` is sequential).  Double ``terms`` (from C++'s ``::log(double)``) are added to
+    the float sum in double and the result rounded to float, ``loss = float(double(loss) +
+    term)``, see :func:`_float_sum_of_double_terms`."""
+    flat = np.asarray(terms).reshape(-1)
+    if flat.size == 0:
+        return np.dtype(dtype).type(0)
+    if flat.dtype == np.float64 and np.dtype(dtype) == np.float32:
+        return _float_sum_of_double_terms(flat)
+    return np.cumsum(flat.astype(dtype), dtype=dtype)[-1]
+
+
+#: Steps per block of :func:`_float_sum_of_double_terms` (a correction redoes at most one block).
+LOSS_SUM_BLOCK = 4096
+
+
+def _float_sum_of_double_terms(terms: np.ndarray) -> np.float32:
+    """``for t in terms: loss = float32(float64(loss) + t)``, vectorised.
+
+    A float32 ``cumsum`` of the terms rounded to float first is the same sequence except where
+    rounding twice lands on the other side of a midpoint (a few steps in 100 000 for sums in
+    the thousands).  So, block by block: take that cumsum from the block's exact start, check
+    every step against the exact rule in one vectorised pass, and from the first step that
+    differs, correct it and redo the rest of the block."""
+    loss = np.float32(0)
+    for block in range(0, terms.size, LOSS_SUM_BLOCK):
+        chunk = terms[block:block + LOSS_SUM_BLOCK]
+        rounded = chunk.astype(np.float32)
+        start = 0
+        while start < chunk.size:
+            guess = np.cumsum(np.concatenate(([loss], rounded[start:])), dtype=np.float32)
+            exact = (guess[:-1].astype(np.float64) + chunk[start:]).astype(np.float32)
+            wrong = np.flatnonzero(exact != guess[1:])
+            if wrong.size == 0:
+                loss = guess[-1]
+                break
+            first = int(wrong[0])  # steps up to first-1 were right; step first gives exact[first]
+            loss = exact[first]
+            start += first + 1
+    return np.float32(loss)
+
+
+class RandomLayerMixin:
+    """Layers that draw random numbers while running (Dropout, shuffling data layers).
+
+    The Net hands its seeded ``numpy.random.Generator`` over through ``fill_params(rng)`` (or
+    assigns ``layer.rng``); a layer used alone falls back to a generator seeded from its name,
+    so results stay reproducible.
+    """
+
+    rng: np.random.Generator | None = None
+    draws_random_numbers = True
+
+    def fill_params(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def random(self) -> np.random.Generator:
+        if self.rng is None:
+            self.rng = np.random.default_rng(zlib.crc32(self.name.encode()))
+        return self.rng
+
+

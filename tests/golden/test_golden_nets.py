@@ -4,30 +4,54 @@ loss weights, inputs/outputs), each layer's tops right after it ran, every blob 
 forward, losses, then the backward (every diff Caffe wrote, every parameter diff) and
 ``Net::ToProto`` against the Caffe-written ``init.caffemodel``.
 
-Parametrized over the manifest, so new cases are picked up automatically.
+Parametrized over the manifests of every golden set (``tests/data/golden``, ``golden_bvlc``), so
+new cases are picked up automatically.  Nets that read or write files run in a copy of their
+case folder (paths in Caffe prototxts are relative to the working directory).  Cases whose
+values come from Caffe's random number generator (Dropout in TRAIN, random mirroring) are
+compared by :data:`RANDOM_CASES`' own tests, which check what Caffe's RNG leaves determined.
 """
 from __future__ import annotations
+
+import os
+import shutil
 
 import numpy as np
 import pytest
 
 import caffe_cae
 from caffe_cae.weights import blob_to_array, read_net_binary
-from tests.helpers.golden import GoldenCase, assert_close, case_names
+from tests.helpers.golden import GoldenCase, all_case_names, assert_close, open_case
 
-CASES = case_names("layer", "model")
+#: Cases whose tops depend on Caffe's random draws: tested where the draws are known
+#: (tests/layers/test_dropout_train.py, the data-layer tests).
+RANDOM_CASES = {"bvlc/dropout_train", "bvlc/data_lmdb_mirror_test"}
+CASES = [name for name in all_case_names("layer", "model") if name not in RANDOM_CASES]
 
 
 @pytest.fixture(scope="module", params=CASES)
-def case(request):
-    case = GoldenCase(request.param)
+def case(request, tmp_path_factory):
+    case = open_case(request.param)
     if case.entry.get("status") != "ok":
         pytest.skip(f"Caffe refused this case: {case.entry.get('error')}")
+    if case.uses_files:  # a private copy: the net reads and writes paths relative to the CWD
+        work = tmp_path_factory.mktemp("case") / case.name
+        shutil.copytree(case.dir, work)
+        case.dir = work
     return case
 
 
+@pytest.fixture(autouse=True)
+def in_case_folder(case):
+    """Run every test inside the case folder, as Caffe ran the case."""
+    before = os.getcwd()
+    os.chdir(case.dir)
+    yield
+    os.chdir(before)
+
+
 def load_net(case: GoldenCase) -> caffe_cae.Net:
-    return caffe_cae.Net(str(case.path("net.prototxt")), str(case.path("init.caffemodel")), caffe_cae.TEST)
+    phase = caffe_cae.TRAIN if case.phase == "TRAIN" else caffe_cae.TEST
+    return caffe_cae.Net(str(case.path("net.prototxt")), str(case.path("init.caffemodel")), phase)
 
 
 def feed_inputs(net: caffe_cae.Net, case: GoldenCase) -> None:
@@ -44,8 +68,9 @@ def test_structure(case):
     assert mine == golden
     for i, layer in enumerate(info["layers"]):
         assert [list(b.shape) for b in net.layers[i].blobs] == layer["param_shapes"], layer["name"]
-    assert {k: list(v.shape) for k, v in net.blobs.items()} == info["blob_shapes"]
-    assert list(net.blobs) == list(info["blob_shapes"])
+    at_setup = info.get("blob_shapes_at_setup", info["blob_shapes"])
+    assert {k: list(v.shape) for k, v in net.blobs.items()} == at_setup
+    assert list(net.blobs) == list(at_setup)
     assert {k: w for k, w in net.blob_loss_weights.items() if w} == info["loss_weights"]
     assert net.inputs == info["inputs"]
     assert net.outputs == info["outputs"]
@@ -72,12 +97,26 @@ def test_forward_backward(case):
     for name in case.keys("loss"):
         assert_close(net.blobs[name].data, data[f"loss/{name}"], loss_tol, f"loss/{name}")
     assert_close(total, data["total_loss"], loss_tol, "total_loss")
+    for key in case.keys("param_fwd"):  # params the forward itself changed (BatchNorm sums)
+        layer, i = key.rsplit("/", 1)
+        assert_close(net.layers[keys[layer]].blobs[int(i)].data, data[f"param_fwd/{key}"], fwd,
+                     f"param_fwd/{key}")
+    for file, datasets in info.get("h5_datasets", {}).items():  # what HDF5Output wrote
+        import h5py
+
+        with h5py.File(file, "r") as h5:
+            for name, shape in datasets.items():
+                assert list(h5[name].shape) == shape, f"{file}/{name}"
+                assert_close(h5[name][...], data[f"h5out/{file}/{name}"], fwd, f"h5out/{file}/{name}")
 
     # backward: inject top diffs (loss tops keep their loss weight), then Net::Backward
     for name in case.keys("top_diff"):
         net.blobs[name].diff[...] = data[f"top_diff/{name}"]
     net.backward()
+    scratch = set(info.get("diff_scratch", ()))  # Caffe's scratch memory, not gradients
     for name in info["diff_written"]:
+        if name in scratch:
+            continue
         assert_close(net.blobs[name].diff, data[f"diff/{name}"], bwd, f"diff/{name}")
     for key in case.keys("pdiff"):
         layer, i = key.rsplit("/", 1)

@@ -12,7 +12,10 @@ import pathlib
 
 import numpy as np
 
-from tests.helpers.paths import GOLDEN
+from tests.helpers.paths import GOLDEN, GOLDEN_BVLC
+
+#: Case-name prefix -> folder of a golden set (``bvlc/lrn_across5`` is golden_bvlc's case).
+ROOTS = {"": GOLDEN, "bvlc/": GOLDEN_BVLC}
 
 
 @functools.lru_cache(maxsize=None)
@@ -25,6 +28,19 @@ def case_names(*kinds: str, root: pathlib.Path = GOLDEN) -> list[str]:
     return [c["name"] for c in manifest(root)["cases"] if not kinds or c["kind"] in kinds]
 
 
+def all_case_names(*kinds: str) -> list[str]:
+    """``case_names`` over every golden set, prefixed as in :data:`ROOTS`."""
+    return [prefix + name for prefix, root in ROOTS.items() for name in case_names(*kinds, root=root)]
+
+
+def open_case(name: str) -> "GoldenCase":
+    """The case of a prefixed name (see :func:`all_case_names`)."""
+    for prefix, root in ROOTS.items():
+        if prefix and name.startswith(prefix):
+            return GoldenCase(name[len(prefix):], root)
+    return GoldenCase(name)
+
+
 class GoldenCase:
     """One case: ``entry`` (manifest), ``info`` (info.json), ``data`` (npz as a dict)."""
 
@@ -34,6 +50,16 @@ class GoldenCase:
         self.entry = json.loads((self.dir / "case.json").read_text())
         info = self.dir / "info.json"
         self.info = json.loads(info.read_text()) if info.exists() else {}
+
+    @property
+    def phase(self) -> str:
+        return self.info.get("phase", "TEST")
+
+    @property
+    def uses_files(self) -> bool:
+        """The net reads or writes files relative to the case folder (LMDB, images, HDF5)."""
+        return bool(self.info.get("prepared_files") or self.info.get("h5_datasets")
+                    or self.info.get("files_read"))
 
     def path(self, file: str) -> pathlib.Path:
         return self.dir / file

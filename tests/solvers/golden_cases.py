@@ -7,20 +7,33 @@ import json
 
 import numpy as np
 
-from tests.helpers.paths import GOLDEN
+from tests.helpers.paths import GOLDEN, GOLDEN_BVLC
 
-SMALL_CASES = sorted(
-    p.parent.name for p in GOLDEN.glob("*/case.json")
-    if json.loads(p.read_text())["kind"] == "solver"
-    and json.loads((p.parent / "info.json").read_text()).get("params_in_npz", True)
-)
-ALL_CASES = sorted(
-    p.parent.name for p in GOLDEN.glob("*/case.json") if json.loads(p.read_text())["kind"] == "solver"
-)
+ROOTS = {"": GOLDEN, "bvlc/": GOLDEN_BVLC}  # case-name prefix -> folder of the set
+
+
+def _solver_cases(small_only: bool) -> list[str]:
+    return sorted(
+        prefix + p.parent.name for prefix, root in ROOTS.items() for p in root.glob("*/case.json")
+        if json.loads(p.read_text())["kind"] == "solver"
+        and (not small_only or json.loads((p.parent / "info.json").read_text()).get("params_in_npz", True))
+    )
+
+
+SMALL_CASES = _solver_cases(small_only=True)
+ALL_CASES = _solver_cases(small_only=False)
+
+
+def case_folder(case):
+    """The folder of a case name (``bvlc/<name>`` for the golden_bvlc set)."""
+    for prefix, root in ROOTS.items():
+        if prefix and case.startswith(prefix):
+            return root / case[len(prefix):]
+    return GOLDEN / case
 
 
 def load(case):
-    folder = GOLDEN / case
+    folder = case_folder(case)
     return (folder, json.loads((folder / "case.json").read_text()),
             json.loads((folder / "info.json").read_text()), np.load(folder / "data.npz"))
 

@@ -18,9 +18,10 @@ from tests.solvers.golden_cases import (ALL_CASES, assert_close, load, loss_tole
 @pytest.fixture
 def case_dir(request, tmp_path, monkeypatch):
     folder = load(request.param)[0]
-    target = tmp_path / request.param
+    target = tmp_path / folder.name
     shutil.copytree(folder, target)
     monkeypatch.chdir(target)
+    target.case = request.param
     return target
 
 
@@ -55,7 +56,7 @@ def run_steps(solver, n, loss_blobs):
 
 @pytest.mark.parametrize("case_dir", ALL_CASES, indirect=True)
 def test_training_matches_caffe(case_dir):
-    folder, case_json, info, data = load(case_dir.name)
+    folder, case_json, info, data = load(case_dir.case)
     solver = get_solver("solver.prototxt")
     solver.net.copy_from("init.caffemodel")
     lrs, losses = run_steps(solver, info["iters"], info["loss_blobs"])
@@ -73,7 +74,7 @@ def test_training_matches_caffe(case_dir):
 
 @pytest.mark.parametrize("case_dir", ALL_CASES, indirect=True)
 def test_resume_from_caffe_snapshot(case_dir):
-    folder, case_json, info, data = load(case_dir.name)
+    folder, case_json, info, data = load(case_dir.case)
     solver = get_solver("solver.prototxt")
     solver.restore(f"snapshot_iter_{info['iters']}.solverstate")
     assert solver.iter == info["iters"]

@@ -44,7 +44,7 @@ def test_history_count_matches_caffes_snapshot(case):
 
 
 def test_golden_cases_cover_every_registered_type():
-    types = {prototxt.read_solver_text(str(GOLDEN / c / "solver.prototxt")).type for c in ALL_CASES}
+    types = {prototxt.read_solver_text(str(load(c)[0] / "solver.prototxt")).type for c in ALL_CASES}
     assert types == set(SOLVER_CLASSES)
 
 

@@ -23,6 +23,7 @@ live in a :class:`Workspace` and are reused across calls.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -91,7 +92,29 @@ class ConvGeometry:
         self.kernel_size = math.prod(self.kernel)
         self.out_size = math.prod(self.out)
         self.batch_inner = self.out_size < BATCH_INNER_BELOW
-        self.offsets = list(itertools.product(*(range(k) for k in self.kernel)))
+
+    @functools.cached_property
+    def offsets(self) -> list[tuple[int, ...]]:
+        """Every kernel offset, row-major (built on first use: shape inference never needs it)."""
+        return list(itertools.product(*(range(k) for k in self.kernel)))
+
+    @property
+    def positions_first(self) -> bool:
+        """col2im loops over output positions rather than kernel offsets (fewer of them: a
+        large kernel on a small map, e.g. a deconvolution of a 1x1 code)."""
+        return self.out_size < self.kernel_size
+
+    def positions_reversed(self):
+        """Output positions in reverse row-major order: adding whole windows in this order
+        gives every image cell its contributions in ascending kernel-offset order, Caffe's."""
+        return itertools.product(*(range(o - 1, -1, -1) for o in self.out))
+
+    def _window_slices(self, position):
+        """Padded-image slices of the window of output ``position`` (kernel offsets in order)."""
+        return tuple(
+            slice(p * s, p * s + d * (k - 1) + 1, d)
+            for p, s, d, k in zip(position, self.stride, self.dilation, self.kernel)
+        )
 
     def __repr__(self) -> str:
         return (f"ConvGeometry(image={self.image}, kernel={self.kernel}, pad={self.pad}, "
@@ -161,18 +184,28 @@ def col2im(col: np.ndarray, g: ConvGeometry, out: np.ndarray, ws: Workspace,
         colv = col.reshape((channels,) + g.kernel + g.out + (num,))
         interior = g._interior()
 
+        kernel_axes = (all_,) * len(g.kernel)
+
         def channels_part(lo, hi):
             part = image[lo:hi]
             part.fill(0)
-            for offset in g.offsets:
-                part[(all_,) + g._offset_slices(offset) + (all_,)] += colv[(slice(lo, hi),) + offset]
+            if g.positions_first:
+                for position in g.positions_reversed():
+                    part[(all_,) + g._window_slices(position) + (all_,)] += colv[(slice(lo, hi),) + kernel_axes + position]
+            else:
+                for offset in g.offsets:
+                    part[(all_,) + g._offset_slices(offset) + (all_,)] += colv[(slice(lo, hi),) + offset]
             np.copyto(out[:, lo:hi], np.moveaxis(part[(all_,) + interior + (all_,)], -1, 0))
 
         def images_part(lo, hi):  # few channels (a 1-channel reconstruction): split the batch
             part = image[..., lo:hi]
             part.fill(0)
-            for offset in g.offsets:
-                part[(all_,) + g._offset_slices(offset) + (all_,)] += colv[(all_,) + offset + (Ellipsis, slice(lo, hi))]
+            if g.positions_first:
+                for position in g.positions_reversed():
+                    part[(all_,) + g._window_slices(position) + (all_,)] += colv[(all_,) + kernel_axes + position + (slice(lo, hi),)]
+            else:
+                for offset in g.offsets:
+                    part[(all_,) + g._offset_slices(offset) + (all_,)] += colv[(all_,) + offset + (Ellipsis, slice(lo, hi))]
             np.copyto(out[lo:hi], np.moveaxis(part[(all_,) + interior + (all_,)], -1, 0))
 
         if channels >= threads():
@@ -183,11 +216,17 @@ def col2im(col: np.ndarray, g: ConvGeometry, out: np.ndarray, ws: Workspace,
     image = ws.get(name + ".image", (num, channels) + g.padded, out.dtype) if g.has_pad else out
     colv = col.reshape((num, channels) + g.kernel + g.out)
 
+    kernel_axes = (all_,) * len(g.kernel)
+
     def images_part(lo, hi):
         part = image[lo:hi]
         part.fill(0)
-        for offset in g.offsets:
-            part[(all_, all_) + g._offset_slices(offset)] += colv[(slice(lo, hi), all_) + offset]
+        if g.positions_first:
+            for position in g.positions_reversed():
+                part[(all_, all_) + g._window_slices(position)] += colv[(slice(lo, hi), all_) + kernel_axes + position]
+        else:
+            for offset in g.offsets:
+                part[(all_, all_) + g._offset_slices(offset)] += colv[(slice(lo, hi), all_) + offset]
         if g.has_pad:
             np.copyto(out[lo:hi], part[(all_, all_) + g._interior()])
 
@@ -212,7 +251,8 @@ def matmul_col2im(a: np.ndarray, b: np.ndarray, g: ConvGeometry, out: np.ndarray
     """
     groups, rows, _ = a.shape
     cols = b.shape[2]
-    if groups != 1 or len(g.kernel) != 2 or not g.batch_inner or rows * cols <= CHUNKED_COL2IM_ABOVE:
+    if (groups != 1 or len(g.kernel) != 2 or not g.batch_inner or rows * cols <= CHUNKED_COL2IM_ABOVE
+            or g.positions_first):
         col = ws.get(name + ".col", (groups * rows, cols), b.dtype)
         matmul(a, b, col.reshape(groups, rows, cols))
         col2im(col, g, out, ws, name)

@@ -49,6 +49,15 @@ Shape = tuple[int, ...]
 _seed_source: np.random.Generator | None = None
 
 
+def check_net_memory(graph: NetGraph, itemsize: int, source: str) -> None:
+    """Refuse a net whose blobs and params (data + diff) would not fit the memory budget."""
+    from caffe_cae.limits import check_memory, element_count
+
+    count = sum(element_count(shape) for shape in graph.blob_shapes)
+    count += sum(element_count(shape) for node in graph.layers for shape in node.param_shapes)
+    check_memory(2 * count * itemsize, f"{source}: net '{graph.name}': the data and diffs of its blobs and params")
+
+
 def set_random_seed(seed: int) -> None:
     """Like ``caffe.set_random_seed``: nets created afterwards without ``seed=`` fill their
     weights (and draw Dropout masks, shuffles) reproducibly.  The values differ from Caffe's,
@@ -105,6 +114,7 @@ class Net(NetViews, LayerCallbacks, BatchHelpers):
         log.info("Initializing net '%s' from %s", param.name, self.source)
         self.graph: NetGraph = build_graph(param)
         self.name = self.graph.name
+        check_net_memory(self.graph, self.dtype.itemsize, self.source)
         self._rng = np.random.default_rng(seed if seed is not None else _next_seed())
         #: pycaffe's before/after forward/backward callbacks; None while there are none
         self._layer_callbacks = None

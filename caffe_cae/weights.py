@@ -17,6 +17,8 @@ from google.protobuf.message import DecodeError, Message
 
 from caffe_cae.errors import CaffeCaeError
 from caffe_cae.fileio import atomic_write, atomic_write_bytes, open_hdf5
+from caffe_cae.hdf5io import dataset_or_error, group_or_error, hdf5_errors, read_dataset, read_scalar, read_string
+from caffe_cae.limits import INT_MAX, check_allocation, check_shape
 from caffe_cae.proto import caffe_pb2
 
 # ------------------------------------------------------------------------------------------
@@ -40,21 +42,22 @@ def blob_has_legacy_dims(blob: caffe_pb2.BlobProto) -> bool:
     )
 
 
-def blob_to_array(blob: caffe_pb2.BlobProto, diff: bool = False) -> np.ndarray:
-    """The blob's data (or diff) as a float32 array with the blob's shape."""
+def blob_to_array(blob: caffe_pb2.BlobProto, diff: bool = False, what: str = "blob") -> np.ndarray:
+    """The blob's data (or diff) as a float32 array with the blob's shape.
+
+    ``what`` names the blob in errors (``FILE: layer 'conv1' blob 0``).  The shape is checked
+    as Caffe's ``Blob::Reshape`` does (no negative axis, at most INT_MAX elements) before the
+    values are converted."""
     shape = blob_shape(blob)
+    count = check_shape(shape, what)
     if diff:
         values = blob.double_diff if len(blob.double_diff) else blob.diff
     else:
         values = blob.double_data if len(blob.double_data) else blob.data
-    array = np.asarray(values, dtype=np.float32)
-    count = int(np.prod(shape, dtype=np.int64))
-    if array.size != count:
-        what = "diff" if diff else "data"
-        raise CaffeCaeError(
-            f"blob of shape {list(shape)} holds {array.size} {what} values, expected {count}"
-        )
-    return array.reshape(shape)
+    if len(values) != count:
+        kind = "diff" if diff else "data"
+        raise CaffeCaeError(f"{what}: shape {list(shape)} holds {len(values)} {kind} values, expected {count}")
+    return np.asarray(values, dtype=np.float32).reshape(shape)
 
 
 def array_to_blob(array: np.ndarray, diff: np.ndarray | None = None) -> caffe_pb2.BlobProto:
@@ -73,9 +76,19 @@ def array_to_blob(array: np.ndarray, diff: np.ndarray | None = None) -> caffe_pb
 
 
 def read_binary(path: str | os.PathLike, message_type: type[Message], what: str) -> Message:
-    """Parse a binary protobuf file; errors name the file and what it should have been."""
+    """Parse a binary protobuf file; errors name the file and what it should have been.
+
+    As Caffe's ``ReadProtoFromBinaryFile``: at most INT_MAX bytes; every string field must be
+    valid UTF-8 (protobuf hands invalid ones back as bytes)."""
+    file = pathlib.Path(path)
     try:
-        data = pathlib.Path(path).read_bytes()
+        if file.is_dir():
+            raise CaffeCaeError(f"{path}: is a directory, expected a {what.split(' (')[0]} file")
+        size = file.stat().st_size
+        if size > INT_MAX:
+            raise CaffeCaeError(f"{path}: {size} bytes, more than the 2 GiB protobuf (and Caffe) can read")
+        check_allocation(size, 1, f"{path}: reading the file")
+        data = file.read_bytes()
     except FileNotFoundError:
         raise CaffeCaeError(f"{path}: no such file") from None
     except OSError as err:
@@ -83,9 +96,33 @@ def read_binary(path: str | os.PathLike, message_type: type[Message], what: str)
     message = message_type()
     try:
         message.ParseFromString(data)
-    except DecodeError as err:
-        raise CaffeCaeError(f"{path}: not a binary {what} ({err})") from None
+    except (DecodeError, RuntimeError, ValueError) as err:  # upb raises DecodeError; deep nesting others
+        raise CaffeCaeError(f"{path}: not a binary {what} ({one_line_text(err)})") from None
+    check_strings(message, f"{path}: not a binary {what}")
     return message
+
+
+def one_line_text(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def check_strings(message: Message, where: str, prefix: str = "") -> None:
+    """Refuse string fields that are not valid UTF-8 (``where: field path ...``)."""
+    from google.protobuf.descriptor import FieldDescriptor as FD
+
+    for field, value in message.ListFields():
+        if field.type == FD.TYPE_STRING:
+            items = value if field.is_repeated else [value]
+            for k, item in enumerate(items):
+                if isinstance(item, bytes):
+                    at = f"{prefix}{field.name}" + (f"[{k}]" if field.is_repeated else "")
+                    raise CaffeCaeError(f"{where}: string field {at} is not valid UTF-8 ({item[:40]!r})")
+        elif field.type == FD.TYPE_MESSAGE:
+            if field.is_repeated:
+                for k, item in enumerate(value):
+                    check_strings(item, where, f"{prefix}{field.name}[{k}].")
+            else:
+                check_strings(value, where, f"{prefix}{field.name}.")
 
 
 def write_binary(path: str | os.PathLike, message: Message) -> None:
@@ -110,42 +147,57 @@ def is_hdf5(path: str | os.PathLike) -> bool:
     return str(path).endswith(".h5")
 
 
-def net_weights(net: caffe_pb2.NetParameter) -> "OrderedDict[str, list[np.ndarray]]":
+def net_weights(net: caffe_pb2.NetParameter, where: str = "<weights>") -> "OrderedDict[str, list[np.ndarray]]":
     """``{layer name: [param arrays]}`` of a NetParameter (current ``layer`` or legacy ``layers``).
 
     Layers without blobs are left out; for duplicate names the first one wins (Caffe matches
-    layers by name and takes the first).
+    layers by name and takes the first).  ``where`` (the file) starts every error.
     """
     out: OrderedDict[str, list[np.ndarray]] = OrderedDict()
     for layer in list(net.layer) + list(net.layers):
         if layer.blobs and layer.name not in out:
-            out[layer.name] = [blob_to_array(b) for b in layer.blobs]
+            out[layer.name] = [blob_to_array(b, what=f"{where}: layer '{layer.name}' blob {i}")
+                               for i, b in enumerate(layer.blobs)]
     return out
+
+
+def hdf5_layer_groups(handle, path) -> list[tuple[str, object]]:
+    """``[(layer name, group)]`` of an HDF5 caffemodel's ``/data``, in Caffe's layer order."""
+    group = group_or_error(handle, "data", path, "HDF5 caffemodel")
+    with hdf5_errors(path, "the /data group"):
+        return [(name, group_or_error(group, name, path, "HDF5 caffemodel")) for name in _creation_order(group)]
+
+
+def hdf5_layer_blobs(group, layer: str, path) -> dict[int, object]:
+    """``{param index: dataset}`` of one layer group (indices can have gaps: shared params are
+    saved by their owner only)."""
+    with hdf5_errors(path, f"the group of layer '{layer}'"):
+        keys = list(group.keys())
+    bad = [k for k in keys if not k.isdigit()]
+    if bad:
+        raise CaffeCaeError(f"{path}: layer '{layer}': '{bad[0]}' is not a param index (datasets are named 0, 1, ...)")
+    return {int(k): dataset_or_error(group, k, path) for k in keys}
 
 
 def read_weights_hdf5(path: str | os.PathLike) -> "OrderedDict[str, list[np.ndarray]]":
     """``/data/<layer>/<i>`` datasets of an HDF5 caffemodel, in file order of the layer groups."""
     with open_hdf5(path, "HDF5 caffemodel") as handle:
-        if "data" not in handle:
-            raise CaffeCaeError(f"{path}: HDF5 caffemodel has no /data group")
         out: OrderedDict[str, list[np.ndarray]] = OrderedDict()
-        group = handle["data"]
-        # Caffe writes groups in layer order; h5py lists by name unless creation order is tracked.
-        for name in _creation_order(group):
-            blobs = group[name]
-            # indices can have gaps (shared params are saved by their owner only)
-            out[name] = [np.asarray(blobs[k], dtype=np.float32) for k in sorted(blobs, key=int)]
+        for name, blobs in hdf5_layer_groups(handle, path):
+            datasets = hdf5_layer_blobs(blobs, name, path)
+            out[name] = [read_dataset(datasets[k], path) for k in sorted(datasets)]
         return out
 
 
 def _creation_order(group) -> list[str]:
-    try:
-        import h5py
+    import h5py
 
-        names: list[str] = []
-        group.id.links.iterate(lambda n: names.append(n.decode()) or None, idx_type=h5py.h5.INDEX_CRT_ORDER)
+    names: list[str] = []
+    try:
+        group.id.links.iterate(lambda n: names.append(n.decode("utf-8", "replace")) or None,
+                               idx_type=h5py.h5.INDEX_CRT_ORDER)
         return names
-    except Exception:  # no creation-order index in the file: name order
+    except (KeyError, RuntimeError, ValueError):  # no creation-order index in the file: name order
         return list(group.keys())
 
 
@@ -180,7 +232,7 @@ def read_weights(path: str | os.PathLike) -> "OrderedDict[str, list[np.ndarray]]
     """Weights from a binary or HDF5 caffemodel, as ``{layer name: [arrays]}``."""
     if is_hdf5(path):
         return read_weights_hdf5(path)
-    return net_weights(read_net_binary(path))
+    return net_weights(read_net_binary(path), str(path))
 
 
 # ------------------------------------------------------------------------------------------
@@ -193,19 +245,31 @@ def read_solverstate(path: str | os.PathLike) -> caffe_pb2.SolverState:
         return read_solverstate_binary(path)
     state = caffe_pb2.SolverState()
     with open_hdf5(path, "HDF5 solverstate") as handle:
-        for key in ("iter", "learned_net", "history"):
-            if key not in handle:
-                raise CaffeCaeError(f"{path}: HDF5 solverstate has no '{key}'")
-        # Caffe's hdf5_save_int writes a rank-1 dataset of one int; .item() takes any single value.
-        state.iter = int(np.asarray(handle["iter"]).item())
-        learned = np.asarray(handle["learned_net"]).item()
-        state.learned_net = learned.decode() if isinstance(learned, bytes) else str(learned)
-        if "current_step" in handle:
-            state.current_step = int(np.asarray(handle["current_step"]).item())
-        history = handle["history"]
-        for i in range(len(history)):
-            state.history.append(array_to_blob(np.asarray(history[str(i)])))
+        with hdf5_errors(path):
+            missing = [key for key in ("iter", "learned_net", "history") if key not in handle]
+        if missing:
+            raise CaffeCaeError(f"{path}: HDF5 solverstate has no '{missing[0]}'")
+        # Caffe's hdf5_save_int writes a rank-1 dataset of one int (hdf5_load_int reads one).
+        state.iter = _int32(read_scalar(dataset_or_error(handle, "iter", path), path), path, "iter")
+        state.learned_net = read_string(dataset_or_error(handle, "learned_net", path), path)
+        with hdf5_errors(path):
+            has_step = "current_step" in handle
+        if has_step:
+            step = read_scalar(dataset_or_error(handle, "current_step", path), path)
+            state.current_step = _int32(step, path, "current_step")
+        history = group_or_error(handle, "history", path, "HDF5 solverstate")
+        with hdf5_errors(path, "the history group"):
+            count = len(history)
+        for i in range(count):
+            values = read_dataset(dataset_or_error(history, str(i), path), path)
+            state.history.append(array_to_blob(values))
     return state
+
+
+def _int32(value: int, path, name: str) -> int:
+    if not -(2**31) <= value <= INT_MAX:
+        raise CaffeCaeError(f"{path}: dataset '{name}' = {value} does not fit Caffe's int")
+    return value
 
 
 def _write_c_string(handle, name: str, text: str) -> None:

@@ -73,3 +73,30 @@ def test_per_image_and_batch_inner_layouts_agree(monkeypatch):
         np.testing.assert_allclose(blobs_b[name][1], diff, rtol=1e-5, atol=1e-5, err_msg=name)
     for ga, gb in zip(grads_a, grads_b):
         np.testing.assert_allclose(gb, ga, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch_inner", [True, False])
+@pytest.mark.parametrize("image, kernel, stride, dilation, pad", [
+    ((7, 6), (5, 4), (1, 2), (1, 1), (1, 0)),   # overlapping windows, few positions
+    ((9, 9), (3, 3), (2, 2), (2, 1), (2, 1)),
+    ((6, 6), (6, 6), (1, 1), (1, 1), (0, 0)),   # one position: a deconvolution of a 1x1 map
+])
+def test_col2im_by_positions_sums_in_caffes_order(monkeypatch, batch_inner, image, kernel, stride, dilation, pad):
+    """Looping over output positions (last first) gives every cell its terms in kernel-offset
+    order: bitwise the same image as looping over the offsets."""
+    g = im2col.ConvGeometry(image, kernel, pad, stride, dilation)
+    g.batch_inner = batch_inner
+    rng = np.random.default_rng(3)
+    shape = (2, 3) + g.kernel + g.out if not batch_inner else (3,) + g.kernel + g.out + (2,)
+    col = rng.normal(size=shape).astype(np.float32).reshape(-1, g.out_size * 2 if batch_inner else g.out_size)
+    by_offsets, by_positions = (np.empty((2, 3) + image, np.float32) for _ in range(2))
+    monkeypatch.setattr(im2col.ConvGeometry, "positions_first", property(lambda self: False))
+    im2col.col2im(col, g, by_offsets, im2col.Workspace())
+    monkeypatch.setattr(im2col.ConvGeometry, "positions_first", property(lambda self: True))
+    im2col.col2im(col, g, by_positions, im2col.Workspace())
+    assert np.array_equal(by_offsets, by_positions)
+
+
+def test_shape_inference_builds_no_kernel_offsets():
+    g = im2col.ConvGeometry((1, 1), (65535, 65535), (0, 0), (1, 1), (1, 1))
+    assert "offsets" not in g.__dict__ and g.positions_first

@@ -8,12 +8,15 @@ code's sparsity (% of elements below 30 % of the maximum, Sec. 5.1); the compres
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 
 from caffe_cae.commands.common import add_threads_argument
 from caffe_cae.errors import CaffeCaeError
-import json
 
 from caffe_cae.experiments import evaluate, sparsity
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
@@ -32,6 +35,8 @@ def register(subparsers) -> None:
                         help="sparsity threshold as a fraction of the maximum (default 0.3)")
     parser.add_argument("--switch-bits", choices=sparsity.SWITCH_BIT_RULES, default="paper",
                         help="bits per switch in the compression ratio (default: the paper's floor(log2))")
+    parser.add_argument("--no-switches", action="store_true",
+                        help="the decoder needs no pooling switches (codes from infer, Models 1, 2, 4, 5)")
     parser.add_argument("--seed", type=int, default=0, help="fold shuffling / MLP initialisation seed")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     add_threads_argument(parser, default=1)
@@ -51,9 +56,17 @@ def run(args) -> int:
     if not 0.0 <= args.threshold <= 1.0:
         raise CaffeCaeError(f"--threshold is a fraction of the maximum, 0..1 (got {args.threshold:g})")
     codes, labels, switches = evaluate.read_codes(args.codes, args.blob)
+    if switches is None and not args.no_switches:
+        log.warning("%s: no switch inventory (the file was not written by `caffe-cae encode`, e.g. by `infer`): "
+                    "the compression ratio is unknown, since the decoder may need the pooling switches; "
+                    "encode the codes with `caffe-cae encode`, or pass --no-switches if the decoder needs none",
+                    args.codes)
+    elif args.no_switches:
+        switches = []
     result = evaluate.evaluate_codes(codes, labels, switches, folds=args.folds, seed=args.seed,
                                      classifiers=kinds, mlp_max_iter=args.mlp_max_iter,
-                                     sparsity_fraction=args.threshold, switch_rule=args.switch_bits)
+                                     sparsity_fraction=args.threshold, switch_rule=args.switch_bits,
+                                     source=args.codes)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
         return 0
@@ -62,5 +75,9 @@ def run(args) -> int:
     print(f"linear error: {fmt(result.linear_error)}  (average per-class, {args.folds}-fold CV)")
     print(f"MLP error:    {fmt(result.mlp_error)}")
     print(f"sparsity:     {result.sparsity:.1f} %  (elements < {args.threshold:g} x max)")
-    print(f"compression:  {result.compression:.1f} %" + (f"  (switches {result.switches})" if result.switches else ""))
+    if result.compression is None:
+        print("compression:  unknown  (no switch inventory in the codes file; see the warning above)")
+    else:
+        print(f"compression:  {result.compression:.1f} %"
+              + (f"  (switches {result.switches})" if result.switches else ""))
     return 0

@@ -186,13 +186,30 @@ class Encoder:
 
 
 def encode_open(encoder: Encoder, h5: h5py.File, blobs: Sequence[str], limit: int | None = None,
-                progress: bool = False):
-    """Encode the samples of an open data file with ``encoder``: ``({blob: array}, labels or None)``."""
+                progress: bool = False, path: str | os.PathLike = "<data file>"):
+    """Encode the samples of an open data file with ``encoder``: ``({blob: array}, labels or None)``.
+
+    Reads one batch of rows at a time (never the whole file), each dataset checked first."""
+    from caffe_cae.experiments.evaluate import check_labels
+    from caffe_cae.hdf5io import check_dataset, dataset_or_error, hdf5_errors, read_dataset
+
     encoder.check_blobs(blobs)
+    with hdf5_errors(path, "data file"):
+        present = {name: name in h5 for name in [*encoder.inputs, "label"]}
     first = encoder.inputs[0]
-    if first not in h5:
-        raise CaffeCaeError(f"blob '{first}': the data file has no dataset of that name")
-    total = min(len(h5[first]), limit) if limit else len(h5[first])
+    if not present[first]:
+        raise CaffeCaeError(f"blob '{first}': the data file has no dataset of that name ({path})")
+    inputs = {name: dataset_or_error(h5, name, path) for name in encoder.inputs if present[name]}
+    rows = set()
+    for name, dataset in inputs.items():
+        shape = check_dataset(dataset, path, rows=0)
+        if not shape:
+            raise CaffeCaeError(f"{path}: dataset '{name}' is a scalar; need one row per sample")
+        rows.add(shape[0])
+    total = min(rows)
+    if len(rows) > 1:
+        raise CaffeCaeError(f"{path}: the input datasets have different numbers of rows {sorted(rows)}")
+    total = min(total, limit) if limit else total
     chunks = {b: [] for b in blobs}
     starts = range(0, total, encoder.batch_size)
     if progress:
@@ -200,17 +217,25 @@ def encode_open(encoder: Encoder, h5: h5py.File, blobs: Sequence[str], limit: in
         starts = tqdm(starts, desc="encode", unit="batch", leave=False, disable=None)  # None: off unless a terminal
     for start in starts:
         stop = min(start + encoder.batch_size, total)
-        arrays = {name: h5[name][start:stop] for name in encoder.inputs}
+        arrays = {name: read_dataset(dataset, path, rows=slice(start, stop)) for name, dataset in inputs.items()}
         for b, values in encoder.run(arrays, blobs).items():
             chunks[b].append(values)
-    labels = np.asarray(h5["label"][:total]).astype(np.int64) if "label" in h5 else None
+    labels = None
+    if present["label"]:
+        values = read_dataset(dataset_or_error(h5, "label", path), path, np.float64, rows=slice(0, total))
+        labels = check_labels(values.reshape(len(values), -1)[:, 0] if values.ndim > 1 else values.reshape(-1),
+                              path)
     codes = {b: np.concatenate(v) if v else np.zeros((0,), np.float32) for b, v in chunks.items()}
     return codes, labels
 
 
-def data_shapes(h5: h5py.File) -> dict[str, tuple[int, ...]]:
+def data_shapes(h5: h5py.File, path: str | os.PathLike = "<data file>") -> dict[str, tuple[int, ...]]:
     """Per-sample shapes of the datasets of a data file (what the Input layer is shaped after)."""
-    return {name: tuple(h5[name].shape[1:]) for name in h5.keys() if isinstance(h5[name], h5py.Dataset)}
+    from caffe_cae.hdf5io import hdf5_errors
+
+    with hdf5_errors(path, "data file"):
+        return {name: tuple(int(d) for d in h5[name].shape[1:]) for name in h5.keys()
+                if isinstance(h5[name], h5py.Dataset) and h5[name].shape}
 
 
 def encode_h5(net, weights: str | None, data_h5: str | os.PathLike, blobs: Sequence[str] = ("ip2encode",),
@@ -222,8 +247,8 @@ def encode_h5(net, weights: str | None, data_h5: str | os.PathLike, blobs: Seque
     if limit is not None and limit < 1:
         raise CaffeCaeError(f"limit must be at least 1 sample, got {limit}")
     with open_hdf5(data_h5, "HDF5 data file") as h5:
-        encoder = Encoder(net, weights, data_shapes(h5), batch_size)
-        codes, labels = encode_open(encoder, h5, blobs, limit, progress)
+        encoder = Encoder(net, weights, data_shapes(h5, data_h5), batch_size)
+        codes, labels = encode_open(encoder, h5, blobs, limit, progress, data_h5)
     return codes, labels, switch_inventory(encoder.net)
 
 

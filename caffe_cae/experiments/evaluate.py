@@ -26,7 +26,7 @@ import warnings
 import numpy as np
 
 from caffe_cae.errors import CaffeCaeError
-from caffe_cae.fileio import one_line, open_hdf5
+from caffe_cae.fileio import open_hdf5
 from caffe_cae.experiments import sparsity as sparsity_mod
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,12 @@ def cross_validated_error(codes: np.ndarray, labels: np.ndarray, kind: str, fold
     labels = np.asarray(labels).astype(np.int64).ravel()
     if len(codes) != len(labels):
         raise CaffeCaeError(f"{len(codes)} codes but {len(labels)} labels")
-    present = np.bincount(labels)
-    smallest = present[present > 0].min() if labels.size else 0
+    _classes, present = np.unique(labels, return_counts=True)  # not bincount: labels may be large
+    smallest = present.min() if labels.size else 0
+    if len(present) < 2:
+        raise CaffeCaeError(f"classification needs at least 2 classes, the labels hold {len(present)}")
+    if codes.size and np.all(codes == codes[:1]):
+        raise CaffeCaeError("every code is the same vector: a constant code carries nothing to classify")
     if smallest < folds:
         raise CaffeCaeError(f"{folds}-fold cross-validation needs >= {folds} samples per class, "
                             f"the smallest class has {smallest}")
@@ -114,8 +118,8 @@ class CodeEvaluation:
     linear_error: float | None
     mlp_error: float | None
     sparsity: float
-    compression: float
-    switches: list
+    compression: float | None  # None: the switches the decoder needs are unknown
+    switches: list | None
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -123,22 +127,29 @@ class CodeEvaluation:
 
 def evaluate_codes(codes: np.ndarray, labels: np.ndarray, switches=(), folds: int = 10,
                    seed: int = 0, classifiers=CLASSIFIERS, mlp_max_iter: int = MLP_MAX_ITER,
-                   sparsity_fraction: float = 0.3, switch_rule: str = "paper") -> CodeEvaluation:
+                   sparsity_fraction: float = 0.3, switch_rule: str = "paper",
+                   source: str | os.PathLike | None = None) -> CodeEvaluation:
     """All measures of Table 4 for ``codes`` (N x D) with digit ``labels`` (N,).
 
-    ``switches``: ``(count, plane_cells)`` per pooling layer whose switches the decoder uses.
+    ``switches``: ``(count, plane_cells)`` per pooling layer whose switches the decoder uses;
+    None when unknown (codes not written by ``encode``): the compression ratio is then None.
+    ``source``: the codes file, named by the errors.
     """
     codes = np.asarray(codes).reshape(len(codes), -1)
     errors = {kind: None for kind in CLASSIFIERS}
     for kind in classifiers:
-        errors[kind] = cross_validated_error(codes, labels, kind, folds, seed, mlp_max_iter)
+        try:
+            errors[kind] = cross_validated_error(codes, labels, kind, folds, seed, mlp_max_iter)
+        except CaffeCaeError as err:
+            raise CaffeCaeError(f"{source}: {err}" if source else str(err)) from None
         log.info("%s classifier: average per-class error %.2f%%", kind, errors[kind])
     return CodeEvaluation(
         samples=len(codes), code_dim=codes.shape[1],
         linear_error=errors["linear"], mlp_error=errors["mlp"],
         sparsity=sparsity_mod.sparsity(codes, sparsity_fraction),
-        compression=sparsity_mod.compression_ratio(codes.shape[1], switches, rule=switch_rule),
-        switches=[list(map(int, s)) for s in switches],
+        compression=None if switches is None else sparsity_mod.compression_ratio(codes.shape[1], switches,
+                                                                                  rule=switch_rule),
+        switches=None if switches is None else [list(map(int, s)) for s in switches],
     )
 
 
@@ -146,25 +157,74 @@ def evaluate_codes(codes: np.ndarray, labels: np.ndarray, switches=(), folds: in
 # Codes files (written by caffe_cae.experiments.encode)
 
 
-def read_codes(path: str | os.PathLike, blob: str | None = None) -> tuple[np.ndarray, np.ndarray, list]:
-    """``(codes, labels, switches)`` from a codes file; ``blob`` defaults to its ``code_blob``."""
+def read_codes(path: str | os.PathLike, blob: str | None = None) -> tuple[np.ndarray, np.ndarray, list | None]:
+    """``(codes, labels, switches)`` from a codes file; ``blob`` defaults to its ``code_blob``.
+
+    ``switches`` is None when the file does not say which switches its decoder needs (it was
+    not written by ``encode``, e.g. by ``infer``): the compression ratio is then unknown.
+    """
+    from caffe_cae.hdf5io import dataset_or_error, hdf5_errors, read_dataset
+
     path = pathlib.Path(path)
-    try:
-        with open_hdf5(path, "HDF5 codes file") as h5:
-            name = blob or h5.attrs.get("code_blob")
-            if name is None:
-                raise CaffeCaeError(f"{path}: no code_blob attribute; name the blob to evaluate")
-            if name not in h5:
-                raise CaffeCaeError(f"{path}: no dataset {name!r} (has: {', '.join(h5.keys())})")
-            if "label" not in h5:
-                raise CaffeCaeError(f"{path}: no 'label' dataset; evaluation needs the digit labels")
-            codes = np.asarray(h5[name], dtype=np.float32)
-            labels = np.asarray(h5["label"]).astype(np.int64).ravel()
-            if codes.ndim == 0 or len(codes) == 0:
-                raise CaffeCaeError(f"{path}: dataset {name!r} holds no codes (shape {list(codes.shape)})")
-            if len(codes) != len(labels):
-                raise CaffeCaeError(f"{path}: {len(codes)} codes in {name!r} but {len(labels)} labels")
-            switches = json.loads(h5.attrs.get("switches", "[]"))
-    except OSError as err:
-        raise CaffeCaeError(f"{path}: cannot read HDF5 ({one_line(err)})") from None
+    with open_hdf5(path, "HDF5 codes file") as h5, hdf5_errors(path, "codes file"):
+        name = blob or _text_attr(h5, "code_blob", path)
+        if name is None:
+            raise CaffeCaeError(f"{path}: no code_blob attribute; name the blob to evaluate (--blob)")
+        if name not in h5:
+            raise CaffeCaeError(f"{path}: no dataset {name!r} (has: {', '.join(h5.keys())})")
+        if "label" not in h5:
+            raise CaffeCaeError(f"{path}: no 'label' dataset; evaluation needs the digit labels")
+        codes = read_dataset(dataset_or_error(h5, name, path), path)
+        labels = read_dataset(dataset_or_error(h5, "label", path), path, np.float64).ravel()
+        if codes.ndim == 0 or len(codes) == 0:
+            raise CaffeCaeError(f"{path}: dataset {name!r} holds no codes (shape {list(codes.shape)})")
+        if len(codes) != len(labels):
+            raise CaffeCaeError(f"{path}: {len(codes)} codes in {name!r} but {len(labels)} labels")
+        if not np.all(np.isfinite(codes)):
+            raise CaffeCaeError(f"{path}: dataset {name!r} holds NaN or infinite values")
+        labels = check_labels(labels, path)
+        switches = read_switches(h5, path)
     return codes.reshape(len(codes), -1), labels, switches
+
+
+def check_labels(labels: np.ndarray, path) -> np.ndarray:
+    """Class labels as int64: every value finite, whole and within Caffe's int."""
+    labels = np.asarray(labels, dtype=np.float64)
+    bad = ~np.isfinite(labels) | (labels != np.round(labels)) | (np.abs(labels) > 2**31 - 1)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise CaffeCaeError(f"{path}: dataset 'label' holds {labels[row]!r} at row {row}; labels are integer "
+                            f"class numbers")
+    return labels.astype(np.int64)
+
+
+def _text_attr(h5, key: str, path) -> str | None:
+    value = h5.attrs.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CaffeCaeError(f"{path}: attribute {key!r} is not valid UTF-8 text") from None
+    if not isinstance(value, str):
+        raise CaffeCaeError(f"{path}: attribute {key!r} must be text, not {type(value).__name__} {value!r}"[:200])
+    return value
+
+
+def read_switches(h5, path) -> list | None:
+    """The ``switches`` attribute: ``[[count, plane_cells], ...]`` (positive integers), or None."""
+    text = _text_attr(h5, "switches", path)
+    if text is None:
+        return None
+    try:
+        switches = json.loads(text)
+    except ValueError:
+        raise CaffeCaeError(f"{path}: attribute 'switches' is not JSON: {text[:60]!r}") from None
+    ok = isinstance(switches, list) and all(
+        isinstance(s, list) and len(s) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in s)
+        and s[0] >= 0 and 1 <= s[1] <= 2**31 - 1 for s in switches)
+    if not ok:
+        raise CaffeCaeError(f"{path}: attribute 'switches' must list [count, plane_cells] pairs of positive "
+                            f"integers, not {text[:60]!r}")
+    return switches

@@ -274,7 +274,7 @@ class Run:
         codes, labels, switches = evaluate_mod.read_codes(self.codes_path)
         s = self.settings
         result = evaluate_mod.evaluate_codes(codes, labels, switches, folds=s.folds, seed=s.seed,
-                                             mlp_max_iter=s.mlp_max_iter).as_dict()
+                                             mlp_max_iter=s.mlp_max_iter, source=self.codes_path).as_dict()
         result.update(folds=s.folds, mlp_max_iter=s.mlp_max_iter)
         _write_json(path, result)
         return result

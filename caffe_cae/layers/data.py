@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from caffe_cae.errors import CaffeCaeError
 from caffe_cae.layers.base import Layer
 from caffe_cae.layers.common import RandomLayerMixin
 from caffe_cae.layers.registry import register
@@ -52,6 +53,9 @@ class InputLayer(Layer):
         pass
 
 
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
 def read_list_file(layer: Layer, source: str) -> list[str]:
     """HDF5 file names listed in ``source`` (whitespace-separated, like Caffe's ``>>`` loop).
 
@@ -61,11 +65,20 @@ def read_list_file(layer: Layer, source: str) -> list[str]:
     if not source:
         raise layer.error("hdf5_data_param.source is not set")
     try:
-        with open(source, encoding="utf-8") as f:
-            names = f.read().split()
+        with open(source, "rb") as f:
+            raw = f.read(1 << 24)
     except OSError as err:
         raise layer.error(f"cannot read HDF5 list file '{source}' (relative to the working directory "
                           f"{os.getcwd()}): {err.strerror}") from None
+    if raw.startswith(HDF5_SIGNATURE):
+        raise layer.error(f"'{source}' is an HDF5 file; hdf5_data_param.source names a text file that lists "
+                          f"HDF5 files, one a line")
+    try:
+        names = raw.decode("utf-8").split()
+    except UnicodeDecodeError as err:
+        raise layer.error(f"'{source}' is not a text list of HDF5 files (binary data at byte {err.start})") from None
+    if "\0" in "".join(names):
+        raise layer.error(f"'{source}' is not a text list of HDF5 files (it holds NUL bytes)")
     if not names:
         raise layer.error(f"Must have at least 1 HDF5 filename listed in '{source}'")
     folder = os.path.dirname(source)
@@ -115,21 +128,29 @@ class HDF5DataLayer(RandomLayerMixin, Layer):
     def _load(self, path: str, shuffle_rows: bool = True) -> None:
         import h5py  # imported lazily: only HDF5 nets need it
 
+        from caffe_cae.hdf5io import hdf5_errors, read_dataset
+
         log.info("Loading HDF5 file: %s", path)
+        if os.path.isdir(path):
+            raise self.error(f"Failed opening HDF5 file '{path}': is a directory")
         try:
             h5 = h5py.File(path, "r")
         except OSError as err:
             raise self.error(f"Failed opening HDF5 file '{path}': {' '.join(str(err).split())}") from None
-        with h5:
-            arrays = []
-            for name in self.param.top:
-                if name not in h5 or not isinstance(h5[name], h5py.Dataset):
-                    raise self.error(f"Failed to find HDF5 dataset '{name}' in '{path}' "
-                                     f"(datasets: {', '.join(sorted(h5.keys())) or 'none'})")
-                array = np.asarray(h5[name][()], dtype=np.float32)
-                if array.ndim < 1:
-                    raise self.error(f"HDF5 dataset '{name}' in '{path}' is a scalar; need at least 1 axis")
-                arrays.append(array)
+        try:
+            with h5, hdf5_errors(path):
+                arrays = []
+                for name in self.param.top:
+                    if name not in h5 or not isinstance(h5[name], h5py.Dataset):
+                        raise self.error(f"Failed to find HDF5 dataset '{name}' in '{path}' "
+                                         f"(datasets: {', '.join(sorted(h5.keys())) or 'none'})")
+                    array = read_dataset(h5[name], path)
+                    if array.ndim < 1:
+                        raise self.error(f"HDF5 dataset '{name}' in '{path}' is a scalar; need at least 1 axis")
+                    arrays.append(array)
+        except CaffeCaeError as err:
+            message = str(err)
+            raise (err if message.startswith("layer '") else self.error(message)) from None
         rows = {a.shape[0] for a in arrays}
         if len(rows) != 1:
             raise self.error(f"All datasets must have same number of rows in '{path}': "

@@ -27,6 +27,7 @@ import numpy as np
 from caffe_cae.errors import CaffeCaeError
 from caffe_cae.layers import create_layer
 from caffe_cae.layers.base import Layer
+from caffe_cae.limits import check_shape, element_count
 from caffe_cae.netgraph.filtering import filter_net
 from caffe_cae.netgraph.splits import insert_splits, unknown_bottom
 from caffe_cae.proto import caffe_pb2
@@ -39,7 +40,7 @@ AUTOMATIC_TOP = "(automatic)"
 
 def shape_string(shape: Shape) -> str:
     """Caffe's ``Blob::shape_string``: ``2 3 4 4 (96)``."""
-    count = int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+    count = element_count(shape)
     return " ".join(str(d) for d in shape) + f" ({count})"
 
 
@@ -290,10 +291,19 @@ class _Builder:
             run_layer_step(graph, node, layer.check_blob_counts, len(node.bottom_ids), len(tops))
             shapes = run_layer_step(graph, node, layer.setup, bottom_shapes)
             node.param_shapes = [tuple(int(d) for d in s) for s in shapes]
+            for k, shape in enumerate(node.param_shapes):
+                check_shape(shape, f"layer '{node.name}' ({node.type}): param {k}")
             top_shapes = top_shapes_of(graph, node, bottom_shapes)
             if not node.bottom_ids:
                 top_shapes = [self.overrides.get(t, s) for t, s in zip(tops, top_shapes)]
         for blob, shape in zip(node.top_ids, top_shapes):
+            # Caffe's Blob::Reshape CHECKs (INT_MAX elements), before anything is allocated; an
+            # in-place top shares its bottom's memory, so it cannot take another shape.
+            check_shape(shape, f"layer '{node.name}' ({node.type}): top '{graph.blob_names[blob]}'")
+            if blob in node.bottom_ids and tuple(graph.blob_shapes[blob]) != tuple(shape):
+                raise layer_error(node, f"cannot compute in place: top '{graph.blob_names[blob]}' would be "
+                                        f"{shape_string(shape)}, its bottom is {shape_string(graph.blob_shapes[blob])}; "
+                                        f"give the top its own name")
             graph.blob_shapes[blob] = shape
         if p.loss_weight and len(p.loss_weight) != len(tops):
             raise layer_error(

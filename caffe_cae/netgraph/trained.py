@@ -23,10 +23,12 @@ import numpy as np
 
 from caffe_cae.errors import CaffeCaeError
 from caffe_cae.fileio import open_hdf5
+from caffe_cae.hdf5io import check_dataset, read_dataset
 from caffe_cae.netgraph.graph import shape_string
 from caffe_cae.netgraph.logs import quiet_loggers
 from caffe_cae.proto import caffe_pb2
-from caffe_cae.weights import blob_has_legacy_dims, blob_shape, is_hdf5, read_net_binary, write_weights_hdf5
+from caffe_cae.weights import (blob_has_legacy_dims, blob_shape, hdf5_layer_blobs, hdf5_layer_groups, is_hdf5,
+                               read_net_binary, write_weights_hdf5)
 
 if TYPE_CHECKING:  # pragma: no cover
     from caffe_cae.net import Net
@@ -151,35 +153,34 @@ def copy_layers_from_hdf5(net: "Net", path: str | os.PathLike) -> None:
     graph = net.graph
     last_index = {node.name: node.index for node in graph.layers}
     with open_hdf5(path, "HDF5 caffemodel") as handle:
-        if "data" not in handle:
-            raise CaffeCaeError(f"{path}: HDF5 caffemodel has no /data group")
-        for name, group in handle["data"].items():
+        for name, group in hdf5_layer_groups(handle, path):
             if name not in last_index:
                 log.info("Ignoring source layer %s", name)
                 continue
             node = graph.layers[last_index[name]]
             targets = node.layer.blobs
-            if len(group) > len(targets):
+            datasets = hdf5_layer_blobs(group, name, path)
+            if len(datasets) > len(targets) or any(j >= len(targets) for j in datasets):
                 raise CaffeCaeError(
                     f"{path}: layer '{name}': incompatible number of blobs: the file has "
-                    f"{len(group)}, the net's {node.type} layer has {len(targets)}"
+                    f"{len(datasets)}, the net's {node.type} layer has {len(targets)}"
                 )
             for j, target in enumerate(targets):
-                if str(j) not in group:
+                if j not in datasets:
                     if graph.params[node.param_ids[j]].owner != -1:
                         continue  # weight-shared in the net: the owner brings the values
                     raise CaffeCaeError(
                         f"{path}: layer '{name}': incompatible number of blobs: dataset "
                         f"'{j}' is missing"
                     )
-                values = np.asarray(group[str(j)])
-                if tuple(values.shape) != tuple(target.shape):
+                shape = check_dataset(datasets[j], path)
+                if tuple(shape) != tuple(target.shape):
                     raise CaffeCaeError(
                         f"{path}: layer '{name}': cannot load param {j}: dimension mismatch; "
-                        f"file has {shape_string(values.shape)}, net has "
+                        f"file has {shape_string(shape)}, net has "
                         f"{shape_string(target.shape)}"
                     )
-                target.data[...] = values
+                target.data[...] = read_dataset(datasets[j], path, target.data.dtype)
 
 
 def copy_trained_layers(net: "Net", weights) -> None:

@@ -20,12 +20,32 @@ CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 DEVICES = ("auto", "cuda", "cpu")
 
 
+#: how to get the CUDA provider: the GPU build replaces the CPU one (both provide the module
+#: ``onnxruntime``, and with both installed the CPU build's files may win)
+GPU_INSTALL = ("pip install 'caffe-cae[gpu]' && pip uninstall -y onnxruntime && "
+               "pip install --force-reinstall --no-deps onnxruntime-gpu")
+
+
+def _installed(distribution: str) -> bool:
+    from importlib import metadata
+
+    try:
+        metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 def cuda_status() -> tuple[bool, str]:
-    """(usable, why not): the provider must be built in and a CUDA driver must load."""
+    """(usable, why not and how to get it): the provider must be built in and a CUDA driver must load."""
     import onnxruntime as ort
 
     if CUDA not in ort.get_available_providers():
-        return False, "this onnxruntime has no CUDA provider"
+        if _installed("onnxruntime-gpu") and _installed("onnxruntime"):
+            return False, ("both onnxruntime and onnxruntime-gpu are installed and the CPU build's module is in "
+                           "use; for CUDA: pip uninstall -y onnxruntime && pip install --force-reinstall "
+                           "--no-deps onnxruntime-gpu")
+        return False, f"this onnxruntime is the CPU build; for CUDA (Linux/Windows x86-64, NVIDIA GPU): {GPU_INSTALL}"
     try:
         ctypes.CDLL("libcuda.so.1")
     except OSError:
@@ -80,6 +100,24 @@ def make_session(model, device: str = "auto", profile_dir: str | None = None):
         raise CaffeCaeError(f"{where}onnxruntime cannot load the model: {str(err).splitlines()[0]}") from None
 
 
+def run_chunk(session, feeds: dict[str, np.ndarray], model="<model>", rows=None) -> dict[str, np.ndarray]:
+    """One ``session.run`` over ``feeds``; a failure of the model on this data is one line naming
+    the model (and the rows)."""
+    names = [o.name for o in session.get_outputs()]
+    chunk = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feeds.items()}
+    try:
+        values = session.run(names, chunk)
+    except Exception as err:  # onnxruntime raises its own Fail / InvalidArgument / RuntimeException
+        at = f" on rows {rows[0]}..{rows[1] - 1}" if rows else ""
+        raise CaffeCaeError(f"{model}: onnxruntime failed{at}: {_first_line(err)}") from None
+    return dict(zip(names, values))
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(err).__name__
+
+
 def run_batched(session, feeds: dict[str, np.ndarray], batch: int | None = None, progress=None) -> dict[str, np.ndarray]:
     """Run ``session`` over the first axis of ``feeds`` in chunks of ``batch``; concatenate outputs."""
     names = [o.name for o in session.get_outputs()]
@@ -87,8 +125,8 @@ def run_batched(session, feeds: dict[str, np.ndarray], batch: int | None = None,
     step = batch or total
     pieces: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for start in range(0, total, step):
-        chunk = {k: np.ascontiguousarray(v[start:start + step], dtype=np.float32) for k, v in feeds.items()}
-        for name, value in zip(names, session.run(names, chunk)):
+        chunk = {k: v[start:start + step] for k, v in feeds.items()}
+        for name, value in run_chunk(session, chunk, rows=(start, min(total, start + step))).items():
             pieces[name].append(value)
         if progress is not None:
             progress.update(min(step, total - start))

@@ -132,6 +132,9 @@ def check_solver(param: caffe_pb2.SolverParameter, where: str = "solver") -> Non
         raise CaffeCaeError(f"{where}: snapshot, display and test_interval must be >= 0")
     if param.snapshot and not param.snapshot_prefix:
         raise CaffeCaeError(f"{where}: snapshot is specified but snapshot_prefix is not")
+    if param.test_interval and any(n < 1 for n in param.test_iter):
+        raise CaffeCaeError(f"{where}: test_iter must be >= 1 when test_interval is set (got test_iter "
+                            f"{', '.join(str(n) for n in param.test_iter)}; a test of no batches has no mean)")
 
 
 def resolve_path(name: str, base_dir: str | None) -> str:

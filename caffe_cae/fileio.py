@@ -1,10 +1,20 @@
-"""Small file helpers shared by every writer: atomic writes, so no reader ever sees half a file."""
+"""Small file helpers shared by every reader and writer: atomic, durable writes (no reader ever
+sees half a file, a crash never loses a finished one), the temporary files a killed writer left
+behind, and the cheap checks of an input path before any work starts."""
 from __future__ import annotations
 
+import errno
+import glob
+import logging
 import os
 import pathlib
 import tempfile
 from typing import Callable
+
+log = logging.getLogger(__name__)
+
+#: the suffix of the temporary files of :func:`atomic_write` (``.<name>.<pid>.<random>.part``)
+PART_SUFFIX = ".part"
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -13,9 +23,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def atomic_write(path: str | os.PathLike, writer: Callable[[str], object]) -> None:
-    """Call ``writer(tmp_path)`` then rename ``tmp_path`` over ``path``.
+    """Call ``writer(tmp_path)``, flush it to disk, then rename ``tmp_path`` over ``path``.
 
-    A crash or Ctrl-C at any moment leaves either the old file or the new one, never a torn one.
+    A crash or Ctrl-C at any moment leaves either the old file or the new one, never a torn one;
+    after a power loss the renamed file has its contents (fsync before the rename, and of the
+    folder after it).  A killed process leaves its ``.part`` file, which
+    :func:`remove_stale_parts` clears on the next start.
     """
     from caffe_cae.errors import CaffeCaeError
 
@@ -25,7 +38,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[str], object]) -> No
     folder = target.parent if str(target.parent) else pathlib.Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=PART_SUFFIX, dir=folder)
     except FileExistsError:
         raise CaffeCaeError(f"{path}: cannot write (a file is in the way of folder {folder})") from None
     except OSError as err:  # a read-only folder, ...
@@ -34,13 +47,79 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[str], object]) -> No
     try:
         writer(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file what open() would
+        _fsync(tmp)
         os.replace(tmp, target)
+        _fsync(folder, directory=True)
     except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
         if isinstance(err, OSError) and not isinstance(err, CaffeCaeError):  # e.g. disk full
             raise CaffeCaeError(f"{path}: cannot write ({err.strerror or err})") from None
         raise
+
+
+def _fsync(path, directory: bool = False) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
+    except OSError:
+        if directory:  # some platforms cannot open a folder; the file itself is synced
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError as err:
+        if not directory or err.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_parts(path_prefix: str | os.PathLike) -> list[str]:
+    """Remove the ``.part`` files that killed writers of ``<path_prefix>*`` files left behind.
+
+    Only files whose writing process no longer runs are removed (a second training writing to
+    the same folder keeps its file); returns the removed paths.
+    """
+    prefix = pathlib.Path(path_prefix)
+    folder = prefix.parent if str(prefix.parent) else pathlib.Path(".")
+    pattern = os.path.join(glob.escape(str(folder)), "." + glob.escape(prefix.name) + "*" + PART_SUFFIX)
+    removed = []
+    for part in glob.glob(pattern):
+        pieces = os.path.basename(part)[: -len(PART_SUFFIX)].rsplit(".", 2)
+        pid = int(pieces[1]) if len(pieces) == 3 and pieces[1].isdigit() else None
+        if pid is not None and pid != os.getpid() and _pid_alive(pid):
+            continue
+        try:
+            os.unlink(part)
+        except OSError:
+            continue
+        removed.append(part)
+        log.info("Removed %s, left by an interrupted write", part)
+    return removed
+
+
+def check_input_file(path: str | os.PathLike, what: str = "a file") -> None:
+    """A path argument that must name a readable file (``what``: "an HDF5 file"), checked
+    before any work starts."""
+    from caffe_cae.errors import CaffeCaeError
+
+    p = pathlib.Path(path)
+    if p.is_dir():
+        raise CaffeCaeError(f"{path}: is a directory, expected {what}")
+    if not p.exists():
+        raise CaffeCaeError(f"{path}: no such file")
+    if not os.access(p, os.R_OK):
+        raise CaffeCaeError(f"{path}: cannot read ({what}): permission denied")
 
 
 def make_folder(path: str | os.PathLike) -> pathlib.Path:

@@ -65,7 +65,7 @@ def load_history(state: caffe_pb2.SolverState, history: list[np.ndarray], path: 
             f"this solver needs {len(history)}"
         )
     for i, (blob, target) in enumerate(zip(state.history, history)):
-        array = weights.blob_to_array(blob)
+        array = weights.blob_to_array(blob, what=f"{path}: history blob {i}")
         if array.size != target.size:
             raise CaffeCaeError(
                 f"{path}: history blob {i} has shape {list(array.shape)}, the param has "

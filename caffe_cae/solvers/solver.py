@@ -25,6 +25,7 @@ import numpy as np
 
 from caffe_cae import weights
 from caffe_cae.errors import CaffeCaeError
+from caffe_cae.fileio import remove_stale_parts
 from caffe_cae.parallel import split
 from caffe_cae.proto import caffe_pb2
 from caffe_cae.solvers import config, snapshot as snap
@@ -83,6 +84,8 @@ class Solver:
             param.type = self.TYPE
         config.check_solver(param, where)
         config.check_snapshot_writable(param, where)
+        if param.snapshot_prefix:  # the .part files of a snapshot write that a kill interrupted
+            remove_stale_parts(f"{param.snapshot_prefix}_iter_")
         self.iter = 0
         self.current_step = 0
         self.callbacks: list = []

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from caffe_cae import cli
+from tests.helpers.logs import strip_glog
 
 TINY_NET = """name: "tiny"
 layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }
@@ -193,7 +194,7 @@ def test_user_error_is_one_line(argv, expected, workdir, monkeypatch, capsys):
     monkeypatch.chdir(workdir)
     before = sorted(p.name for p in workdir.iterdir())
     status = cli.main(["-q", *argv.split()])
-    err = capsys.readouterr().err
+    err = strip_glog(capsys.readouterr().err)  # train logs (and fails) in glog's format
     command = argv.split()[0]
     assert status != 0
     assert err.count("\n") == 1 and err.startswith(f"caffe-cae {command}: error: "), err

@@ -12,6 +12,7 @@ import pytest
 
 from caffe_cae import get_solver, weights
 from caffe_cae.solvers import TrainingDiverged
+from tests.helpers.logs import strip_glog
 from tests.helpers.paths import GOLDEN
 
 NET = """name: "diverge"
@@ -79,7 +80,7 @@ def test_cli_reports_divergence_in_one_line(folder):
     result = subprocess.run([sys.executable, "-m", "caffe_cae", "train", "--solver", "solver.prototxt"],
                             capture_output=True, text=True, cwd=folder)
     assert result.returncode == 1
-    assert result.stderr.splitlines()[-1] == (
+    assert strip_glog(result.stderr).splitlines()[-1] == (
         "caffe-cae train: error: iteration 0: loss = nan is not finite; first non-finite layer 'shift' "
         "(Power): its output 'shifted' is non-finite; no snapshot written"
     )

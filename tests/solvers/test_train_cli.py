@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from caffe_cae import cli
+from tests.helpers.logs import strip_glog
 
 
 def caffe_cae(*args, cwd):
@@ -109,7 +110,7 @@ def test_bad_solver_is_one_line(case, model4, monkeypatch, capsys, caplog):
     code, out, err = in_process("train", "--solver", solver, cwd=model4,
                                 monkeypatch=monkeypatch, capsys=capsys, caplog=caplog)
     assert code == 1
-    errors = [line for line in err.splitlines() if line.startswith("caffe-cae train: error: ")]
+    errors = [line for line in strip_glog(err).splitlines() if line.startswith("caffe-cae train: error: ")]
     assert len(errors) == 1 and expected in errors[0], err
 
 

@@ -158,7 +158,13 @@ class Net(NetViews, LayerCallbacks, BatchHelpers):
                 for k, proto in enumerate(node.param.blobs):
                     load_blob(node.layer.blobs[k], proto, f"layer '{node.name}' ({node.type}): blobs {k}")
             else:  # also hands the seeded rng to parameter-free random layers (Dropout, data)
-                node.layer.fill_params(self._rng)
+                try:
+                    node.layer.fill_params(self._rng)
+                except CaffeCaeError as err:  # a filler's refusal, named after its layer
+                    message = str(err)
+                    if not message.startswith("layer '"):
+                        message = f"layer '{node.name}' ({node.type}): {message}"
+                    raise CaffeCaeError(message) from None
         for entry in graph.params:  # Net::ShareWeights
             if entry.owner < 0:
                 continue

@@ -93,6 +93,12 @@ def read_binary(path: str | os.PathLike, message_type: type[Message], what: str)
         raise CaffeCaeError(f"{path}: no such file") from None
     except OSError as err:
         raise CaffeCaeError(f"{path}: cannot read ({err.strerror})") from None
+    kind = what.split(" (")[0]
+    if data.startswith(HDF5_SIGNATURE):
+        raise CaffeCaeError(f"{path}: is an HDF5 file, not a binary {kind}; HDF5 files are read by the name "
+                            f"they end with (.{kind}.h5)")
+    if data[:1] == b"\x08" and _is_onnx_model(data):
+        raise CaffeCaeError(f"{path}: is an ONNX model, not a {kind}; run ONNX models with `caffe-cae infer`")
     message = message_type()
     try:
         message.ParseFromString(data)
@@ -100,6 +106,21 @@ def read_binary(path: str | os.PathLike, message_type: type[Message], what: str)
         raise CaffeCaeError(f"{path}: not a binary {what} ({one_line_text(err)})") from None
     check_strings(message, f"{path}: not a binary {what}")
     return message
+
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _is_onnx_model(data: bytes) -> bool:
+    """Does ``data`` parse as an ONNX model with a graph (which a Caffe file never does)?"""
+    try:
+        import onnx
+
+        model = onnx.ModelProto()
+        model.ParseFromString(data)
+    except Exception:  # noqa: BLE001 - any parse failure: not ONNX
+        return False
+    return model.HasField("graph") and len(model.graph.node) > 0
 
 
 def one_line_text(err: BaseException) -> str:
@@ -131,8 +152,14 @@ def write_binary(path: str | os.PathLike, message: Message) -> None:
 
 
 def read_net_binary(path: str | os.PathLike) -> caffe_pb2.NetParameter:
-    """A ``.caffemodel`` as written (no upgrade)."""
-    return read_binary(path, caffe_pb2.NetParameter, "caffemodel (NetParameter)")
+    """A ``.caffemodel`` as written (no upgrade).
+
+    A file that parses to no layers at all but is not empty holds some other message (protobuf
+    keeps unknown fields aside): it is refused instead of loading nothing."""
+    net = read_binary(path, caffe_pb2.NetParameter, "caffemodel (NetParameter)")
+    if not net.ListFields() and os.path.getsize(path) > 0:
+        raise CaffeCaeError(f"{path}: not a binary caffemodel: it holds no layers (some other protobuf message?)")
+    return net
 
 
 def read_solverstate_binary(path: str | os.PathLike) -> caffe_pb2.SolverState:

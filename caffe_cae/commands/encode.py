@@ -41,6 +41,12 @@ def run(args) -> int:
         raise CaffeCaeError(f"--limit must be at least 1 (got {args.limit})")
     if os.path.isdir(args.out):  # before the work, not after it
         raise CaffeCaeError(f"{args.out}: is a directory, expected a file to write")
+    from caffe_cae.commands import preflight
+    from caffe_cae.fileio import check_input_file
+
+    preflight.net_file(args.net)
+    preflight.weights_files(args.weights, "encode")
+    check_input_file(args.data, "an HDF5 data file")
     blobs = args.blobs or ["ip2encode"]
     codes, labels, switches = encode.encode_h5(args.net, args.weights, args.data, blobs,
                                                batch_size=args.batch, limit=args.limit, progress=True)

@@ -34,8 +34,11 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from caffe_cae.commands import preflight
     from caffe_cae.onnx import export, save
 
+    preflight.net_file(args.net)
+    preflight.weights_files(args.weights, "export")
     outputs = [b.strip() for b in args.outputs.split(",") if b.strip()] if args.outputs else None
     model = export(args.net, args.weights, outputs=outputs, opset=args.opset, optimize=not args.no_fuse)
     save(model, args.output)

@@ -56,6 +56,10 @@ def build_net(args, weights=None):
         raise CaffeCaeError(f"need a model: caffe-cae {args.command} --model NET.prototxt")
     if args.iterations < 1:
         raise CaffeCaeError(f"--iterations must be >= 1 (got {args.iterations})")
+    from caffe_cae.commands import preflight
+
+    preflight.net_file(model)
+    preflight.weights_files(weights, args.command)
     net = Net(model, phase=TRAIN if args.phase == "TRAIN" else TEST, level=args.level, stages=tuple(args.stage))
     for path in (weights or "").split(","):
         if path:

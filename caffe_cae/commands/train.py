@@ -73,9 +73,15 @@ def progress_bar(solver, enabled: bool):
 def run(args) -> int:
     from caffe_cae.solvers import get_solver
 
+    from caffe_cae.commands import preflight
+
     path = solver_path(args)
     if args.iterations is not None and args.iterations < 0:
         raise CaffeCaeError(f"--iterations must be >= 0 (got {args.iterations})")
+    preflight.solver_file(path)
+    preflight.weights_files(args.weights, "train")
+    if args.snapshot:
+        preflight.solverstate_file(args.snapshot)
     log.info("Using CPU (NumPy)")
     # caffe train: --weights replaces the solver's `weights` field, --snapshot drops it.
     solver = get_solver(path, weights=args.weights,

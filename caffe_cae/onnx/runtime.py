@@ -57,7 +57,7 @@ def _options(profile_dir: str | None = None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only: a failed provider is reported by us, in one line
+    options.log_severity_level = 4  # fatal only: failed providers and runs are reported by us, in one line
     if profile_dir:
         options.enable_profiling = True
         options.profile_file_prefix = os.path.join(profile_dir, "ort")

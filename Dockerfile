@@ -13,7 +13,13 @@ COPY pyproject.toml README.md ./
 COPY proto ./proto
 COPY caffe_cae ./caffe_cae
 COPY templates ./templates
-RUN pip install --no-cache-dir . && caffe-cae --version
+# The gpu extra adds onnxruntime-gpu; both it and the CPU build provide the module
+# `onnxruntime`, so the CPU build goes and the GPU build is reinstalled over the shared files.
+RUN pip install --no-cache-dir ".[gpu]" \
+ && pip uninstall -y onnxruntime \
+ && pip install --no-cache-dir --force-reinstall --no-deps "onnxruntime-gpu==$(pip show onnxruntime-gpu | sed -n "s/^Version: //p")" \
+ && python -c "import onnxruntime as o; assert 'CUDAExecutionProvider' in o.get_available_providers()" \
+ && caffe-cae --version
 
 WORKDIR /work
 ENTRYPOINT ["caffe-cae"]

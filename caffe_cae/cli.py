@@ -16,8 +16,6 @@ line as well.
 """
 from __future__ import annotations
 
-import argparse
-import importlib
 import sys
 
 from caffe_cae import __version__
@@ -49,6 +47,9 @@ GLOG_BY_DEFAULT = {"train"}
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+    import importlib
+
     from caffe_cae.logformat import FORMATS
 
     parser = argparse.ArgumentParser(
@@ -69,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    import argparse
+
     for action in parser._actions:  # argparse keeps the sub-command table in its action
         if isinstance(action, argparse._SubParsersAction):
             return dict(action.choices)

@@ -5,9 +5,10 @@
     caffe-cae train --solver solver.prototxt --snapshot snap_iter_500.solverstate
     caffe-cae train solver.prototxt --iterations 100               # solver file given directly
 
-Logs Caffe's lines (Iteration N, loss = ...; Test net output #k: ...) and writes snapshots
+Logs Caffe's lines (Iteration N, loss = ...; Test net output #k: ...) in glog's format (Caffe's
+tools/extra/parse_log.py reads them; ``--log-format plain`` for bare messages) and writes snapshots
 ``<snapshot_prefix>_iter_<N>.caffemodel`` / ``.solverstate``.  Ctrl-C snapshots and stops after
-the current iteration (twice: stop at once).  A non-finite loss stops with one line naming the
+the current iteration (twice: stop at once, one line).  A non-finite loss stops with one line naming the
 iteration and the first layer whose output became NaN/inf; earlier snapshots are kept.
 Paths inside the files (net, HDF5 source lists) are relative to the current folder, as in Caffe.
 """
@@ -16,12 +17,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
+import signal
 import sys
+import threading
 
 from caffe_cae.commands.common import add_threads_argument
 from caffe_cae.errors import CaffeCaeError
 
 log = logging.getLogger(__name__)
+
+EXIT_INTERRUPTED = 130
 
 #: a progress bar is shown for runs of at least this many iterations on a terminal
 PROGRESS_MIN_ITERS = 50
@@ -71,9 +77,13 @@ def progress_bar(solver, enabled: bool):
 
 
 def run(args) -> int:
-    from caffe_cae.solvers import get_solver
+    with InterruptPolicy(args.command) as interrupts:
+        return _train(args, interrupts)
 
+
+def _train(args, interrupts: InterruptPolicy) -> int:
     from caffe_cae.commands import preflight
+    from caffe_cae.solvers import get_solver
 
     path = solver_path(args)
     if args.iterations is not None and args.iterations < 0:
@@ -89,6 +99,64 @@ def run(args) -> int:
     if args.iterations is not None:
         solver.param.max_iter = args.iterations
     log.info("Starting Optimization")
+    interrupts.solver = solver
     with progress_bar(solver, not args.no_progress):
         solver.solve(resume_file=args.snapshot)
     return 0
+
+
+class InterruptPolicy:
+    """Ctrl-C under ``train``: during set-up, one line and exit; while training, the first
+    press snapshots and stops after the iteration, a second one ends the process at once with
+    one line (a snapshot being written stays a ``.part`` file, which the next start removes).
+
+    Presses are counted from signal's wakeup fd, so two presses that arrive while the main
+    thread waits in C code (and Python runs its handler once) still count as two."""
+
+    def __init__(self, command: str):
+        self.command = command
+        self.solver = None
+        self.presses = 0
+
+    def __enter__(self):
+        self.main = threading.current_thread() is threading.main_thread()
+        if not self.main:
+            return self
+        self.read_fd, write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        os.set_blocking(write_fd, False)
+        self.write_fd = write_fd
+        self.previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self.main:
+            signal.signal(signal.SIGINT, self.previous)
+            signal.set_wakeup_fd(self.previous_fd)
+            os.close(self.read_fd)
+            os.close(self.write_fd)
+        return False
+
+    def _pressed(self) -> int:
+        try:
+            data = os.read(self.read_fd, 1024)
+        except BlockingIOError:
+            data = b""
+        return max(1, data.count(bytes([signal.SIGINT])))
+
+    def _handler(self, signum, frame):
+        self.presses += self._pressed()
+        if self.solver is None:
+            self._exit("interrupted")
+        if self.presses >= 2:
+            self._exit("interrupted again: stopped at once")
+        log.warning("Interrupted: snapshotting and stopping after this iteration (Ctrl-C again to stop at once)")
+        self.solver.request_stop(snapshot=True)
+
+    def _exit(self, text: str) -> None:
+        try:
+            sys.stderr.write(f"caffe-cae {self.command}: {text}\n")
+            sys.stderr.flush()
+        finally:
+            os._exit(EXIT_INTERRUPTED)

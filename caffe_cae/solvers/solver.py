@@ -489,7 +489,9 @@ class _stop_on_sigint:
         signal.signal(signal.SIGINT, self.previous or signal.default_int_handler)
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
+        # Only when Ctrl-C is Python's default (a program with its own handler keeps it).
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
             self.previous = signal.signal(signal.SIGINT, self._handler)
         return self
 

@@ -188,8 +188,11 @@ def _error(command: str, text: str, log_format: str, kind: str = "error") -> Non
 
     name = f"caffe-cae {command}" if command else "caffe-cae"
     line = f"{name}: {kind}: {text}" if kind else f"{name}: {text}"
+    line = error_line(line, log_format)
+    encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+    line = line.encode(encoding, "backslashreplace").decode(encoding)  # undecodable file names
     try:
         sys.stderr.flush()
-        print(error_line(line, log_format), file=sys.stderr)
+        print(line, file=sys.stderr)
     except (OSError, ValueError):  # stderr closed
         pass

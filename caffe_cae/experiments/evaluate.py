@@ -193,7 +193,7 @@ def check_labels(labels: np.ndarray, path) -> np.ndarray:
     bad = ~np.isfinite(labels) | (labels != np.round(labels)) | (np.abs(labels) > 2**31 - 1)
     if bad.any():
         row = int(np.argmax(bad))
-        raise CaffeCaeError(f"{path}: dataset 'label' holds {labels[row]!r} at row {row}; labels are integer "
+        raise CaffeCaeError(f"{path}: dataset 'label' holds {labels[row]:g} at row {row}; labels are integer "
                             f"class numbers")
     return labels.astype(np.int64)
 
@@ -209,6 +209,10 @@ def _text_attr(h5, key: str, path) -> str | None:
             raise CaffeCaeError(f"{path}: attribute {key!r} is not valid UTF-8 text") from None
     if not isinstance(value, str):
         raise CaffeCaeError(f"{path}: attribute {key!r} must be text, not {type(value).__name__} {value!r}"[:200])
+    try:
+        value.encode("utf-8")  # h5py hands undecodable bytes back as surrogates
+    except UnicodeEncodeError:
+        raise CaffeCaeError(f"{path}: attribute {key!r} is not valid UTF-8 text") from None
     return value
 
 

@@ -113,8 +113,8 @@ def _hdf5_shapes(layer: caffe_pb2.LayerParameter) -> dict[str, Shape] | None:
 
         with h5py.File(lines[0], "r") as h5:
             dims = {top: tuple(h5[top].shape[1:]) for top in layer.top}
-    except (OSError, IndexError, KeyError, ValueError):
-        return None
+    except (OSError, IndexError, KeyError, ValueError, AttributeError, TypeError, RuntimeError):
+        return None  # not a readable data file (a group where a dataset belongs, a corrupt file, ...)
     batch = layer.hdf5_data_param.batch_size
     return {top: (batch, *d) for top, d in dims.items()}
 

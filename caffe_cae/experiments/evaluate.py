@@ -104,8 +104,13 @@ def cross_validated_error(codes: np.ndarray, labels: np.ndarray, kind: str, fold
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             warnings.simplefilter("ignore", UserWarning)  # LDA: "Variables are collinear"
-            model.fit(codes[train], labels[train])
-        predicted[test] = model.predict(codes[test])
+            try:
+                model.fit(codes[train], labels[train])
+                predicted[test] = model.predict(codes[test])
+            except (ValueError, IndexError, ArithmeticError, np.linalg.LinAlgError) as err:
+                # degenerate codes (e.g. no spread within any class) defeat the solvers
+                raise CaffeCaeError(f"the {kind} classifier cannot be fitted to these codes "
+                                    f"({type(err).__name__}: {' '.join(str(err).split())[:200]})") from None
     return average_per_class_error(labels, predicted)
 
 

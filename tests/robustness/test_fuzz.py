@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from caffe_cae.testing import fuzz
 from caffe_cae.testing.fuzz import mutate, oracle
-from caffe_cae.testing.fuzz.corpus import seed_files
 from caffe_cae.testing.fuzz.targets import TARGETS
 
 FILES = sorted(TARGETS)
@@ -31,10 +30,7 @@ def warm():
 
 
 def run(file: str, mutator, target, seed: int) -> oracle.Outcome:
-    seeds = seed_files()
-    mutant = mutator(random.Random(seed), seeds[file])
-    case = fuzz.Case(file, f"{mutator.__name__}: {mutant.what}", target.name, mutant.refuse)
-    return fuzz.run_case(case, {**seeds, file: mutant.content})
+    return fuzz.run_case(*oracle.make_case(file, mutator, target, random.Random(seed)))
 
 
 @st.composite

@@ -47,6 +47,9 @@ class Workspace:
         shape = tuple(int(d) for d in shape)
         array = self._arrays.get(name)
         if array is None or array.shape != shape or array.dtype != dtype:
+            from caffe_cae.limits import check_allocation  # Caffe needs the same buffer; refuse, not crash
+
+            check_allocation(math.prod(shape), np.dtype(dtype).itemsize, f"scratch buffer '{name}' {list(shape)}")
             array = np.zeros(shape, dtype=dtype)
             self._arrays[name] = array
         return array

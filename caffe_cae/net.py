@@ -49,6 +49,23 @@ Shape = tuple[int, ...]
 _seed_source: np.random.Generator | None = None
 
 
+class _errors_name_the_layer:
+    """A user error raised while a layer runs (e.g. a scratch buffer over the memory budget)
+    names that layer when it does not already."""
+
+    def __init__(self, steps):
+        self.node = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        if kind is not None and issubclass(kind, CaffeCaeError) and self.node is not None:
+            if not str(err).startswith("layer '"):
+                raise CaffeCaeError(f"layer '{self.node.name}' ({self.node.type}): {err}") from None
+        return False
+
+
 def check_net_memory(graph: NetGraph, itemsize: int, source: str) -> None:
     """Refuse a net whose blobs and params (data + diff) would not fit the memory budget."""
     from caffe_cae.limits import check_memory, element_count
@@ -231,9 +248,9 @@ class Net(NetViews, LayerCallbacks, BatchHelpers):
             self._pass += 1
         pass_id = self._pass
         loss = self.dtype.type(0)  # Caffe sums the layer losses in Dtype
-        with single_threaded_blas():  # the layers split their GEMMs on caffe_cae.parallel
+        with single_threaded_blas(), _errors_name_the_layer(self._steps[start:end + 1]) as current:
             for step in self._steps[start:end + 1]:
-                node = step.node
+                node = current.node = step.node
                 self._reshape_layer(node)
                 step.forward(pass_id)
                 for blob, weight in zip(step.top, node.loss_weights):
@@ -245,8 +262,10 @@ class Net(NetViews, LayerCallbacks, BatchHelpers):
         if self._layer_callbacks is not None:
             self._with_layer_callbacks("backward", start, end)
             return
-        with single_threaded_blas():  # the layers split their GEMMs on caffe_cae.parallel
-            for step in self._steps[start:end - 1 if end > 0 else None:-1]:
+        steps = self._steps[start:end - 1 if end > 0 else None:-1]
+        with single_threaded_blas(), _errors_name_the_layer(steps) as current:
+            for step in steps:
+                current.node = step.node
                 step.backward()
 
     def _blob(self, name: str) -> Blob:

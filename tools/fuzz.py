@@ -30,6 +30,7 @@ def main() -> int:
     parser.add_argument("--json", help="write every failing case (and the counts) to this file")
     parser.add_argument("--show", type=int, default=30, help="failure places to print")
     parser.add_argument("--file", help="mutate only this seed file")
+    parser.add_argument("--all", action="store_true", help="write every outcome to --json, not only the failures")
     args = parser.parse_args()
 
     from caffe_cae.testing import fuzz
@@ -53,6 +54,7 @@ def main() -> int:
         if outcome.failed:
             key = f"{outcome.kind} {outcome.place or outcome.detail[:80]}"
             places[key].append(outcome)
+        if outcome.failed or args.all:
             failures.append({"index": i, **outcome.__dict__})
         if (i + 1) % 500 == 0:
             print(f"{i + 1} cases, {time.time() - start:.0f} s: {dict(counts)}", file=sys.stderr, flush=True)
@@ -66,7 +68,8 @@ def main() -> int:
               f"{first.case['target']}\n        {first.detail[:200]}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"counts": dict(counts), "seconds": elapsed, "failures": failures}, f, indent=1)
+            json.dump({"counts": dict(counts), "seconds": elapsed, "outcomes" if args.all else "failures": failures},
+                      f, indent=1)
     return 1 if any(counts[k] for k in oracle.FAILURES) else 0
 
 

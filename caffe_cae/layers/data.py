@@ -133,6 +133,9 @@ class HDF5DataLayer(RandomLayerMixin, Layer):
         log.info("Loading HDF5 file: %s", path)
         if os.path.isdir(path):
             raise self.error(f"Failed opening HDF5 file '{path}': is a directory")
+        if not os.path.exists(path):
+            raise self.error(f"Failed opening HDF5 file '{path}' (listed in '{self.param.hdf5_data_param.source}'): "
+                             f"no such file (relative to the working directory {os.getcwd()})")
         try:
             h5 = h5py.File(path, "r")
         except OSError as err:

@@ -182,7 +182,8 @@ def add_layer_field(rng: random.Random, net) -> str:
     layer = rng.choice(layers)
     params = [f for f in layer.DESCRIPTOR.fields if f.name.endswith("_param") and f.type == FD.TYPE_MESSAGE
               and not f.is_repeated]
-    field = rng.choice(params)
+    own = OWN_PARAM.get(layer.type)
+    field = (layer.DESCRIPTOR.fields_by_name[own] if own and rng.random() < 0.7 else rng.choice(params))
     sub = getattr(layer, field.name)
     scalar = [f for f in sub.DESCRIPTOR.fields if f.type != FD.TYPE_MESSAGE]
     if not scalar:
@@ -195,6 +196,13 @@ def add_layer_field(rng: random.Random, net) -> str:
     else:
         setattr(sub, target.name, value)
     return f"layer {layer.name}: {field.name}.{target.name} = {value!r}"[:120]
+
+
+#: the parameter message each layer type of the corpus reads
+OWN_PARAM = {"Convolution": "convolution_param", "Deconvolution": "convolution_param", "Pooling": "pooling_param",
+             "InnerProduct": "inner_product_param", "Reshape": "reshape_param", "Unpooling": "unpooling_param",
+             "HDF5Data": "hdf5_data_param", "Input": "input_param", "Sigmoid": "sigmoid_param",
+             "SigmoidCrossEntropyLoss": "loss_param"}
 
 
 def make_in_place(rng: random.Random, net) -> tuple[str, bool]:

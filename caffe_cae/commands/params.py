@@ -47,7 +47,10 @@ def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
 
 
 def run(args) -> int:
+    from caffe_cae.commands import preflight
+
     shapes = dict(parse_input_shape(s) for s in args.input_shape)
+    preflight.net_file(args.net)
     # Net construction logs every layer as Caffe does; the table says it better here.
     quiet = [logging.getLogger(n) for n in ("caffe_cae.netgraph", "caffe_cae.layers", "caffe_cae.migrate")]
     levels = [lg.level for lg in quiet]

@@ -11,10 +11,21 @@ from caffe_cae.fileio import check_input_file
 
 def net_file(path: str, what: str = "a net prototxt") -> None:
     from caffe_cae import prototxt
+    from caffe_cae.proto import caffe_pb2
 
     check_input_file(path, what)
     _refuse_binary(path, what)
-    prototxt.read_net_text(path)
+    try:
+        prototxt.read_net_text(path)
+    except CaffeCaeError:
+        text = prototxt.read_file_text(path)
+        try:
+            solver = prototxt.parse_text(text, caffe_pb2.SolverParameter, path)
+        except CaffeCaeError:
+            solver = None
+        if solver is not None and solver.ListFields():
+            raise CaffeCaeError(f"{path}: is a solver prototxt, expected {what} (the solver names its net)") from None
+        raise
 
 
 def solver_file(path: str) -> None:
@@ -74,5 +85,7 @@ def _refuse_binary(path: str, what: str) -> None:
         head = f.read(4096)
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
         raise CaffeCaeError(f"{path}: is an HDF5 file, expected {what}")
+    if path.endswith(".onnx"):
+        raise CaffeCaeError(f"{path}: is an ONNX model, expected {what}")
     if b"\0" in head:
         raise CaffeCaeError(f"{path}: not a text file (binary data: a .caffemodel?), expected {what}")

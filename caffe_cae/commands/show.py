@@ -56,6 +56,9 @@ def _summarise_blobs(message) -> None:
 
 
 def run(args) -> int:
+    if args.kind == "auto" and args.file.lower().endswith(".onnx"):
+        raise CaffeCaeError(f"{args.file}: is an ONNX model; show prints Caffe's files (onnx's own tools print "
+                            f"ONNX models)")
     kind = guess_kind(args.file) if args.kind == "auto" else args.kind
     if kind == "net":
         message = prototxt.read_net_text(args.file)

@@ -66,10 +66,15 @@ def test_ctrl_c_during_set_up_is_one_line(long_run):
 
 
 def test_second_ctrl_c_stops_at_once(long_run):
+    # Batches of 1000 make an iteration long: the second press comes while it runs.
+    (long_run / "train.prototxt").write_text(seed_files()["train.prototxt"].decode().replace("batch_size: 4",
+                                                                                            "batch_size: 1000"))
+    (long_run / "solver.prototxt").write_text((long_run / "solver.prototxt").read_text().replace(
+        "display: 50", "display: 1"))
     process = start(long_run)
-    wait_for(process, "Iteration 50 ")
+    wait_for(process, "Iteration 1 (")
     process.send_signal(signal.SIGINT)
-    time.sleep(0.005)
+    time.sleep(0.1)  # the kernel keeps one pending SIGINT: two presses at the same instant are one
     process.send_signal(signal.SIGINT)
     start_wait = time.monotonic()
     status, lines = finish(process)

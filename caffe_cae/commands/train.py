@@ -86,8 +86,8 @@ def _train(args, interrupts: InterruptPolicy) -> int:
     from caffe_cae.solvers import get_solver
 
     path = solver_path(args)
-    if args.iterations is not None and args.iterations < 0:
-        raise CaffeCaeError(f"--iterations must be >= 0 (got {args.iterations})")
+    if args.iterations is not None and not 0 <= args.iterations <= 2**31 - 1:
+        raise CaffeCaeError(f"--iterations must be 0..{2**31 - 1}, Caffe's int (got {args.iterations})")
     preflight.solver_file(path)
     preflight.weights_files(args.weights, "train")
     if args.snapshot:

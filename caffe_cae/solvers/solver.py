@@ -217,6 +217,9 @@ class Solver:
         param = self.param
         start_iter = self.iter
         stop_iter = self.iter + int(iters)
+        if stop_iter > 2**31 - 1:  # Caffe's iteration counter (and the solverstate's iter) is an int
+            raise CaffeCaeError(f"{self.source or 'solver'}: training from iteration {self.iter} for {int(iters)} "
+                                f"iterations passes Caffe's int iteration counter ({2**31 - 1})")
         self._stop_requested = self._snapshot_requested = False
         self._losses = []
         self.smoothed_loss = 0.0

@@ -364,3 +364,15 @@ def test_test_iter_zero_with_a_test_interval(seeded, run_cli):
     (seeded / "solver.prototxt").write_text(text)
     assert "solver.prototxt: test_iter must be >= 1 when test_interval is set" in one_error(
         run_cli, "train", "solver.prototxt")
+
+
+def test_an_iteration_counter_at_int_max(seeded, run_cli):
+    state = weights.read_solverstate(STATE)
+    state.iter = 2**31 - 1
+    weights.write_solverstate("max.solverstate", state)
+    solver = get_solver("solver.prototxt")
+    solver.restore("max.solverstate")
+    with pytest.raises(CaffeCaeError, match="passes Caffe's int iteration counter"):
+        solver.step(1)
+    assert "--iterations must be 0..2147483647" in one_error(run_cli, "train", "solver.prototxt", "--iterations",
+                                                              str(2**31))

@@ -434,11 +434,12 @@ def write_tree(tree: list, special=None) -> bytes:
 def _odd_array(rng: random.Random, value):
     """A replacement for a dataset's array: other dtypes, shapes and values."""
     value = np.asarray(value)
+    numeric = value.dtype.kind in "fiu"  # a string dataset (learned_net) may hold another string
     kind = rng.randrange(14)
     if kind == 0:
-        return np.array(b"text"), "a string scalar", True
+        return np.array(b"text"), "a string scalar", numeric
     if kind == 1:
-        return np.array([b"a", b"b"] * max(1, len(value) // 2 if value.ndim else 1)), "strings", True
+        return np.array([b"a", b"b"] * max(1, len(value) // 2 if value.ndim else 1)), "strings", numeric
     if kind == 2:
         return value.astype(bool), "bool", value.ndim > 0 and value.size > 0
     if kind == 3:

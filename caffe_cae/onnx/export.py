@@ -124,6 +124,8 @@ def export_net(net, outputs: list[str] | None = None, opset: int = DEFAULT_OPSET
         else:
             convert(context)
 
+    if optimize:
+        fusion.fold_affine_into_linear(graph, keep={tensor[final[b]] for b in outputs})
     graph_outputs = [_value_info(tensor[final[b]], shapes[final[b]]) for b in outputs]
     model = helper.make_model(
         helper.make_graph(graph.nodes, name or net.name or "caffe_net", graph_inputs, graph_outputs, graph.initializers),

@@ -24,6 +24,7 @@ class ReshapeLayer(Layer):
 
     exact_bottoms = 1
     exact_tops = 1
+
     def shares_memory(self, bottom_index, top_index):
         return True
 
@@ -89,6 +90,7 @@ class FlattenLayer(Layer):
 
     exact_bottoms = 1
     exact_tops = 1
+
     def shares_memory(self, bottom_index, top_index):
         return True
 
@@ -121,6 +123,7 @@ class SplitLayer(Layer):
 
     exact_bottoms = 1
     min_tops = 1
+
     def shares_memory(self, bottom_index, top_index):
         return True
 
@@ -154,6 +157,9 @@ class SliceLayer(Layer):
 
     exact_bottoms = 1
     min_tops = 1
+
+    def shares_memory(self, bottom_index, top_index):
+        return len(self.param.top) == 1  # one part: the top is the bottom (no copy)
 
     def setup(self, bottom_shapes):
         p = self.param.slice_param
@@ -221,6 +227,9 @@ class ConcatLayer(Layer):
 
     min_bottoms = 1
     exact_tops = 1
+
+    def shares_memory(self, bottom_index, top_index):
+        return len(self.param.bottom) == 1  # one part: the top is the bottom (no copy)
 
     def setup(self, bottom_shapes):
         p = self.param.concat_param

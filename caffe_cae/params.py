@@ -32,11 +32,14 @@ log = logging.getLogger(__name__)
 
 Shape = tuple[int, ...]
 
-FEATURE_TYPES = {"Convolution", "Deconvolution", "InnerProduct", "Pooling", "Unpooling"}
+# Layers whose tops are new units: feature maps, pooled maps, hidden neurons (Embed is an
+# InnerProduct of one-hot inputs, SPP a pooling, RNN/LSTM tops hidden states).
+FEATURE_TYPES = {"Convolution", "Deconvolution", "InnerProduct", "Pooling", "Unpooling", "SPP", "Embed", "RNN", "LSTM"}
 # Layers whose top is (a view or an elementwise function of) their first bottom: no new units.
 PASS_THROUGH_TYPES = {
     "Split", "Flatten", "Reshape", "Sigmoid", "TanH", "ReLU", "PReLU", "ELU", "AbsVal", "BNLL",
     "Power", "Exp", "Log", "Dropout", "Scale", "Bias", "BatchNorm", "Threshold", "Swish", "Clip",
+    "LRN", "MVN",
 }
 RECONSTRUCTION_LOSSES = {"EuclideanLoss", "SigmoidCrossEntropyLoss"}
 # Per-sample shapes assumed for data-layer tops whose files cannot be read (MNIST, as the papers).

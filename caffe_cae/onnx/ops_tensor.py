@@ -15,7 +15,8 @@ from onnx import TensorProto
 
 from caffe_cae.layers.conv import conv_spatial_params
 from caffe_cae.layers.pooling import WindowGrid
-from caffe_cae.onnx.converters import COPY_BATCH, LayerContext, converter, normalized_axis, reduce, reshape_by_rules
+from caffe_cae.onnx.converters import (COPY_BATCH, LayerContext, converter, normalized_axis, reduce, reshape_by_rules,
+                                       unexportable)
 from caffe_cae.proto import caffe_pb2
 
 
@@ -218,3 +219,7 @@ def spp(c: LayerContext) -> None:
             parts.append(c.emit("Flatten", [pooled_x], axis=1))
     if parts:
         c.emit("Concat", parts, output_index=0, axis=1)
+
+
+unexportable("HDF5Output", "it writes its bottoms to an HDF5 file and has no tops; export the blobs it "
+                           "writes with --outputs instead")

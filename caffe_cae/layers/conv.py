@@ -79,6 +79,8 @@ def conv_spatial_params(layer, cp, n_spatial):
 class BaseConvolution(Layer):
     """Shared setup/reshape and the three GEMM passes (Caffe's BaseConvolutionLayer)."""
 
+    feature_tops = -1
+
     min_bottoms = 1
     min_tops = 1
     #: Deconvolution: the convolution runs from top to bottom ("reverse dimensions").

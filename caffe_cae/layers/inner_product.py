@@ -23,6 +23,7 @@ from caffe_cae.parallel import matmul
 
 @register("InnerProduct")
 class InnerProductLayer(Layer):
+    feature_tops = -1
     exact_bottoms = 1
     exact_tops = 1
     #: Optional per-parameter-blob flags set by the Net (Caffe's param_propagate_down_);

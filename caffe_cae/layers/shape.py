@@ -282,6 +282,8 @@ class ConcatLayer(Layer):
 class SilenceLayer(Layer):
     """Swallows blobs so they are not net outputs; backward gives them zero diffs."""
 
+    is_metric = True  # consumes blobs, computes nothing an inference graph needs
+
     min_bottoms = 1
     exact_tops = 0
 

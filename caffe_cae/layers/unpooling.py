@@ -46,6 +46,8 @@ def _last_writer_positions(n_in: int, stride: int, pad: int, n_out: int):
 class UnpoolingLayer(Layer):
     """Noh's UnpoolingLayer (CPU semantics, see the module docstring)."""
 
+    feature_tops = -1
+
     min_bottoms = 1
     exact_tops = 1
     #: Top-left placement without clamping: the stride of the grid that holds the only

@@ -21,21 +21,24 @@ from caffe_cae.errors import CaffeCaeError
 from caffe_cae.netgraph.filtering import filter_net
 from caffe_cae.proto import caffe_pb2
 
-#: Layers of a train/val net that have no place in its deploy form.
-DROPPED_TYPES = {"Accuracy", "Silence"}
+def _traits(layer: caffe_pb2.LayerParameter):
+    from caffe_cae.layers import LAYERS
+
+    return LAYERS.get(layer.type)
 
 
 def _is_data_layer(layer: caffe_pb2.LayerParameter) -> bool:
-    """A layer that produces blobs from outside the net (Data, ImageData, HDF5Data, Python data
-    layers, ...); Input layers are already in deploy form and Parameter holds a learned blob."""
-    return not layer.bottom and layer.type not in ("Input", "Parameter")
+    """A layer that produces blobs from outside the net (Data, ImageData, HDF5Data, a Python data
+    layer, ...): a registered data layer other than Input (already in deploy form), or an
+    unregistered layer without bottoms."""
+    cls = _traits(layer)
+    return layer.type != "Input" and (cls.is_data if cls is not None else not layer.bottom)
 
 
-def _is_loss(layer: caffe_pb2.LayerParameter) -> bool:
-    from caffe_cae.layers import LAYERS
-
-    cls = LAYERS.get(layer.type)
-    return cls.is_loss if cls is not None else layer.type.endswith("Loss")
+def _left_out(layer: caffe_pb2.LayerParameter) -> bool:
+    """Loss and evaluation layers (Accuracy, Silence)."""
+    cls = _traits(layer)
+    return cls.is_loss or cls.is_metric if cls is not None else layer.type.endswith("Loss")
 
 
 def deploy_net(net, input_shapes: dict[str, tuple[int, ...]], phase: int = caffe_pb2.TEST,
@@ -78,7 +81,7 @@ def deploy_net(net, input_shapes: dict[str, tuple[int, ...]], phase: int = caffe
             if layer.HasField("softmax_param"):
                 softmax.softmax_param.CopyFrom(layer.softmax_param)
             continue
-        if reads_dropped or _is_loss(layer) or layer.type in DROPPED_TYPES:
+        if reads_dropped or _left_out(layer):
             dropped.update(layer.top)
             continue
         copy = deployed.layer.add()

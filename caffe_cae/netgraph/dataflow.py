@@ -23,12 +23,12 @@ bottom's id, as in Caffe).  The layers' own declarations decide: ``Layer.shares_
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from caffe_cae.netgraph.graph import NetGraph
 
 
-@dataclass(frozen=True, order=True)
-class Version:
+class Version(NamedTuple):
     """The value that top ``top`` of layer ``layer`` wrote (indices into the graph)."""
 
     layer: int

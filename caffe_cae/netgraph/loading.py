@@ -38,7 +38,7 @@ def load_net_param(net, source: str | None = None) -> tuple[caffe_pb2.NetParamet
             param, notes = upgrade_net(param, source=where)
         for note in notes:
             log.debug("upgrade: %s", note)
-        problems = [str(n) for n in notes if getattr(n, "level", "info") == "error"]
+        problems = [str(n) for n in notes if n.level == "error"]
         log.warning(
             "%s: legacy net definition upgraded in memory%s; `caffe-cae migrate` rewrites the file",
             where, f" ({len(problems)} problem(s): {'; '.join(problems)})" if problems else "",

@@ -20,6 +20,7 @@ COMMANDS = [
     "migrate",
     "gen",
     "params",
+    "layers",
     "data",
     "encode",
     "evaluate",

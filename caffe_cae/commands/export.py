@@ -6,7 +6,9 @@ computes that no remaining layer consumes, e.g. the reconstruction ``deconv1neur
 
 The graph is optimised for onnxruntime without changing values: a top-left Unpooling (no
 switches) and the Deconvolution reading it become one strided ConvTranspose, a Deconvolution
-of a 1x1 map becomes a Gemm.  ``--no-fuse`` keeps one node group per layer.
+of a 1x1 map becomes a Gemm, and BatchNorm (stored statistics), Scale and Bias after a
+Convolution, Deconvolution or InnerProduct fold into its weights.  ``--no-fuse`` keeps one node
+group per layer.
 """
 from __future__ import annotations
 

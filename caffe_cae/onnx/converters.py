@@ -2,7 +2,8 @@
 
 A converter gets a :class:`LayerContext` (the set-up interpreter layer, the ONNX names of its
 inputs and of the outputs it must produce, static blob shapes and the parameter arrays) and adds
-nodes to the graph.  Batch is dynamic: reshapes copy axis 0 (``0``) instead of naming it.
+nodes to the graph.  Batch is dynamic: reshapes copy axis 0 (``0``) instead of naming it, and
+keep literal what Caffe keeps literal (:func:`reshape_by_rules`).
 """
 from __future__ import annotations
 
@@ -81,19 +82,6 @@ def convert(context: LayerContext) -> None:
 #: Caffe's reshape rules, one entry per output axis: a literal size, COPY_BATCH (the size of
 #: input axis 0, the dynamic batch) or INFER (-1: whatever the element count leaves).
 COPY_BATCH, INFER = "batch", -1
-
-
-def reshape_to(context: LayerContext, source: str, top_shape, output_index: int = 0) -> str:
-    """Reshape ``source`` (a tensor with the first bottom's shape) to ``top_shape``, where top
-    axis 0 follows the batch as the bottom's does: copied when their sizes agree, else scaled
-    with it (axis 0 inferred)."""
-    bottom_shape = context.bottom_shapes[0]
-    target: list = list(top_shape)
-    if target and bottom_shape and target[0] == bottom_shape[0]:
-        target[0] = COPY_BATCH
-    elif target:
-        target[0] = INFER  # batch folded into/out of other axes proportionally
-    return reshape_by_rules(context, source, target, output_index)
 
 
 def reshape_by_rules(context: LayerContext, source: str, rules: list, output_index: int | None = 0) -> str:

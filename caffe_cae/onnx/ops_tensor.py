@@ -13,7 +13,7 @@ import math
 import numpy as np
 from onnx import TensorProto
 
-from caffe_cae.layers.conv import conv_spatial_params
+from caffe_cae.layers.common import conv_spatial_params
 from caffe_cae.layers.pooling import WindowGrid
 from caffe_cae.onnx.converters import (COPY_BATCH, LayerContext, converter, normalized_axis, reduce, reshape_by_rules,
                                        unexportable)

@@ -126,7 +126,7 @@ def test_filter_selecting_nothing_gives_an_empty_top():
     x = np.ones((4, 3), np.float32)
     (empty,) = session.run(["y"], {"x": x, "sel": np.zeros((4, 1), np.float32)})
     assert empty.shape == (0, 3)
-    (two,) = session.run(["y"], {"x": x * np.arange(4)[:, None], "sel": np.array([[0], [2], [0], [-1]], np.float32)})
+    (two,) = session.run(["y"], {"x": x * np.arange(4, dtype=np.float32)[:, None], "sel": np.array([[0], [2], [0], [-1]], np.float32)})
     np.testing.assert_array_equal(two, [[1, 1, 1], [3, 3, 3]])
 
 

@@ -58,7 +58,7 @@ NETS = {
     "mobilenet_v1": ZooNet("mobilenet_v1/mobilenet_deploy.prototxt", 3, 224, 1),
     "gender_net": ZooNet("gender_net/deploy.prototxt", 3, 227, 27),
     "mtcnn_det1": ZooNet("mtcnn_det1/det1.prototxt", 3, 12, 12),
-    "squeezenet_v1.0_train_val": ZooNet("squeezenet_v1.0_train_val/train_val.prototxt", 3, 227, 23, train_val=True),
+    "squeezenet_v1.0_train_val": ZooNet("squeezenet_v1.0_train_val/train_val.prototxt", 3, 227, 29, train_val=True),
     "lenet_train_test": ZooNet("lenet_train_test/lenet_train_test.prototxt", 1, 28, 15, train_val=True),
     "v0_imagenet_deploy_2013": ZooNet("v0_imagenet_deploy_2013/imagenet_deploy.prototxt", 3, 227, 39),
 }
@@ -148,7 +148,9 @@ def test_forward_equals_opencv_and_onnxruntime(name, workdir):
     cv_net = cv2.dnn.readNetFromCaffe(str(proto_path), str(model_path))
     cv_net.enableWinograd(False)
     cv_net.setInput(x)
-    cv_outputs = cv_net.forward(compared)
+    # OpenCV names outputs by layer: a blob's value is the output of the last layer writing it
+    last_writer = {top: layer.name for layer in deployed.layer for top in layer.top}
+    cv_outputs = cv_net.forward([last_writer[blob] for blob in compared])
     for blob, value in zip(compared, cv_outputs):
         _close(net.blobs[blob].data, np.asarray(value), f"{name}: {blob} vs OpenCV")
 

@@ -16,6 +16,9 @@ FAMILIES = [
     "pooling",
     "unpooling",
     "inner_product",
+    "normalization",
+    "affine",
+    "prelu",
 ]
 
 for _family in FAMILIES:

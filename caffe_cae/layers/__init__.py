@@ -22,6 +22,9 @@ FAMILIES = [
     "rearrange",
     "spp",
     "parameter",
+    "normalization",
+    "affine",
+    "prelu",
 ]
 
 for _family in FAMILIES:

@@ -16,6 +16,9 @@ FAMILIES = [
     "pooling",
     "unpooling",
     "inner_product",
+    "classification_loss",
+    "recurrent",
+    "hdf5_output",
 ]
 
 for _family in FAMILIES:

@@ -25,6 +25,9 @@ FAMILIES = [
     "normalization",
     "affine",
     "prelu",
+    "classification_loss",
+    "recurrent",
+    "hdf5_output",
 ]
 
 for _family in FAMILIES:

@@ -130,5 +130,5 @@ def mvn(c: LayerContext) -> None:
         var = reduce(c, "ReduceMean", c.emit("Mul", [centred, centred]), [len(rows) - 1])
         std = c.emit("Add", [c.emit("Sqrt", [var]), c.const("eps", p.eps)])
         centred = c.emit("Div", [centred, std])
-    back = c.graph.ints(f"{c.name}/shape", [0, *shape[1:]])
+    back = c.graph.ints(f"{c.name}/shape", [0, *c.top_shapes[0][1:]])  # Caffe's top is 4-D (legacy accessors)
     c.emit("Reshape", [centred, back], output_index=0)

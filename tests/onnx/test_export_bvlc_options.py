@@ -77,7 +77,7 @@ SPECIAL_INPUTS = {
     "rnn_static_input": {"cont": lambda rng, shape: (np.arange(shape[0])[:, None] % 3 != 0).repeat(shape[1], 1).astype(np.float32)},
 }
 #: Nets whose other inputs fix the batch (a reference blob, a static input).
-FIXED_BATCH = {"crop_axis0", "lstm_static_input", "rnn_static_input"}
+FIXED_BATCH = {"crop_axis0", "scale_axis0", "lstm_static_input", "rnn_static_input"}
 
 
 def _net(text):

@@ -143,3 +143,36 @@ def test_parse_input_shape(text, shape):
 def test_parse_input_shape_errors(text):
     with pytest.raises(CaffeCaeError, match="expected BLOB=C,H,W"):
         params_command.parse_input_shape(text)
+
+
+# Layers after the decoder's last convolution that make no new units: the reconstruction
+# (the prediction a EuclideanLoss compares with the data) is still that convolution's.
+NO_NEW_UNITS = {
+    "BatchNorm": "", "Scale": "scale_param { bias_term: true }", "Bias": "", "PReLU": "",
+    "ELU": "", "BNLL": "", "Exp": "", "Log": "", "Threshold": "", "Swish": "",
+    "Clip": "clip_param { min: -1 max: 1 }", "LRN": "lrn_param { local_size: 3 }", "MVN": "",
+}
+
+
+@pytest.mark.parametrize("type_name", NO_NEW_UNITS)
+def test_bvlc_layers_after_the_reconstruction_make_no_units(type_name):
+    text = f"""
+layer {{ name: "in" type: "Input" top: "data" input_param {{ shape {{ dim: 2 dim: 1 dim: 4 dim: 4 }} }} }}
+layer {{ name: "enc" type: "Convolution" bottom: "data" top: "enc" convolution_param {{ num_output: 3 kernel_size: 3 pad: 1 }} }}
+layer {{ name: "dec" type: "Convolution" bottom: "enc" top: "dec" convolution_param {{ num_output: 1 kernel_size: 3 pad: 1 }} }}
+layer {{ name: "x" type: "{type_name}" bottom: "dec" top: "out" {NO_NEW_UNITS[type_name]} }}
+layer {{ name: "loss" type: "EuclideanLoss" bottom: "out" bottom: "data" top: "loss" }}
+"""
+    r = params.count_params(prototxt.parse_text(text, caffe_pb2.NetParameter, "t"))
+    assert r.model_size == 3 * 16  # the encoder's maps only
+
+
+def test_spp_and_embed_tops_are_units():
+    text = """
+layer { name: "in" type: "Input" top: "data" top: "ids" input_param { shape { dim: 2 dim: 3 dim: 6 dim: 6 } shape { dim: 2 dim: 5 } } }
+layer { name: "spp" type: "SPP" bottom: "data" top: "spp" spp_param { pyramid_height: 2 } }
+layer { name: "emb" type: "Embed" bottom: "ids" top: "emb" embed_param { num_output: 4 input_dim: 10 } }
+"""
+    r = params.count_params(prototxt.parse_text(text, caffe_pb2.NetParameter, "t"))
+    assert r.model_size == 3 * (1 + 4) + 5 * 4
+    assert r.total == 10 * 4 + 4

@@ -30,6 +30,7 @@ def ieee():
 class ElementwiseLayer(Layer):
     """Caffe's NeuronLayer: exactly one bottom and one top, top shaped like the bottom."""
 
+    elementwise = True
     exact_bottoms = 1
     exact_tops = 1
 

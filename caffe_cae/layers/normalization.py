@@ -33,6 +33,7 @@ class BatchNormLayer(Layer):
     ``propagate_down`` says, as Caffe's does.
     """
 
+    elementwise = True  # no new units (the papers' model size)
     exact_bottoms = 1
     exact_tops = 1
     backward_ignores_propagate_down = True
@@ -136,6 +137,7 @@ class LRNLayer(Layer):
     cells count) and **k ignored**.  The backward is that of the sub-net, cell by cell.
     """
 
+    elementwise = True  # no new units (the papers' model size)
     exact_bottoms = 1
     exact_tops = 1
 
@@ -203,6 +205,7 @@ class MVNLayer(Layer):
     diff whatever ``propagate_down`` says.
     """
 
+    elementwise = True  # no new units (the papers' model size)
     exact_bottoms = 1
     exact_tops = 1
     backward_ignores_propagate_down = True

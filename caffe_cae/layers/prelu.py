@@ -15,6 +15,7 @@ class PReLULayer(Layer):
     """Default slope filler: constant 0.25.  In place allowed (the bottom is copied first, for
     the backward).  The gradient at x == 0 takes the slope, as in Caffe (``x <= 0``)."""
 
+    elementwise = True
     exact_bottoms = 1
     exact_tops = 1
     gradient_check = "kink"

@@ -136,9 +136,12 @@ def data_shapes(net: caffe_pb2.NetParameter, given: dict[str, Shape] | None = No
     """
     given = dict(given or {})
     shapes: dict[str, Shape] = {}
+    from caffe_cae.layers import LAYERS
+
     for layer in filter_net(net).layer:
-        if layer.bottom:
-            continue
+        known = LAYERS.get(layer.type)
+        if layer.bottom or (known is not None and not known.is_data):
+            continue  # a Parameter layer has no bottom but its own shape
         if layer.type == "Input":  # its own shapes, unless given (keeping its batch)
             for j, top in enumerate(layer.top):
                 if top in given:

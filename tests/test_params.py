@@ -176,3 +176,13 @@ layer { name: "emb" type: "Embed" bottom: "ids" top: "emb" embed_param { num_out
     r = params.count_params(prototxt.parse_text(text, caffe_pb2.NetParameter, "t"))
     assert r.model_size == 3 * (1 + 4) + 5 * 4
     assert r.total == 10 * 4 + 4
+
+
+def test_parameter_layer_is_no_data_layer():
+    text = """
+layer { name: "p" type: "Parameter" top: "p" parameter_param { shape { dim: 2 dim: 3 } } }
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }
+layer { name: "sum" type: "Eltwise" bottom: "p" bottom: "x" top: "y" }
+"""
+    r = params.count_params(prototxt.parse_text(text, caffe_pb2.NetParameter, "t"))
+    assert r.total == 6 and [row.type for row in r.rows] == ["Parameter", "Input", "Eltwise"]

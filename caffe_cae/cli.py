@@ -21,6 +21,8 @@ COMMANDS = [
     "gen",
     "params",
     "data",
+    "convert_imageset",
+    "compute_image_mean",
     "encode",
     "evaluate",
     "reproduce",

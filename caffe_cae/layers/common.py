@@ -1,6 +1,7 @@
 """Helpers shared by the layer families (each family imports only ``base`` and this module)."""
 from __future__ import annotations
 
+import logging
 import zlib
 
 import numpy as np
@@ -118,3 +119,50 @@ class RandomLayerMixin:
         return self.rng
 
 
+
+
+class PrefetchingDataLayer(RandomLayerMixin, Layer):
+    """Caffe's ``BasePrefetchingDataLayer``: tops ``data`` [, ``label``] filled from batches that
+    the layer's ``load_batch()`` reads ahead on a background thread
+    (:class:`caffe_cae.data.prefetch.Prefetcher`, ``data_param.prefetch`` batches deep; 0 =
+    synchronous), always in the order the records come.  A batch whose images differ in size
+    from the last one reshapes the data top, as in Caffe."""
+
+    is_data = True
+    exact_bottoms = 0
+    #: fields of the layer's own parameter that Caffe's upgrade moves to transform_param and
+    #: that it ignores in the current syntax: warned about, since whoever sets them expects an effect
+    deprecated_fields: tuple[str, ...] = ()
+
+    def fill_params(self, rng: np.random.Generator) -> None:
+        # A generator of the layer's own, seeded from the net's: the loader thread never draws
+        # from the generator other layers use, so results do not depend on thread timing.
+        self.rng = np.random.default_rng(int(rng.integers(2**63)))
+
+    def start_prefetching(self, own_param: str) -> None:
+        """Call at the end of ``setup`` (``own_param``: e.g. "data_param"): warns about the
+        ignored fields, makes the prefetcher."""
+        from caffe_cae.data.prefetch import Prefetcher
+
+        fields = getattr(self.param, own_param)
+        for name in self.deprecated_fields:
+            if fields.HasField(name):
+                logging.getLogger(__name__).warning(
+                    "layer '%s' (%s): %s.%s is ignored (Caffe reads it from transform_param only)",
+                    self.name, self.type, own_param, name)
+        self.prefetcher = Prefetcher(self.load_batch, self.param.data_param.prefetch, self.name)
+
+    def load_batch(self) -> tuple[np.ndarray, np.ndarray]:
+        """The next batch: (data float32 N x C x H x W, labels float32 (N,))."""
+        raise NotImplementedError(f"{type(self).__name__}.load_batch")
+
+    def forward(self, bottom, top):
+        data, labels = self.prefetcher.next()
+        if top[0].shape != data.shape:
+            top[0].reshape(data.shape)
+        top[0].data[...] = data
+        if len(top) > 1:
+            top[1].data[...] = labels
+
+    def backward(self, top, propagate_down, bottom):
+        pass

@@ -88,9 +88,15 @@ def export_net(net, outputs: list[str] | None = None, opset: int = DEFAULT_OPSET
     graph = GraphBuilder(opset)
     tensor: dict[tuple[int, int], str] = {}
     graph_inputs = []
+    def sources(i):  # a folded Deconvolution reads what its Unpooling read
+        return inputs_of[folds[i].unpool] if i in folds else inputs_of[i]
+
+    read = {v for i in needed_layers - folded_away for v in sources(i)} | {final[b] for b in outputs}
     for i in sorted(needed_layers):  # data layers first: their blob names become the input names
         if layers[i].is_data:
             for j, blob in enumerate(tops[i]):
+                if (i, j) not in read:  # e.g. a label only the left-out losses read
+                    continue
                 tensor[(i, j)] = graph.reserve(blob)
                 graph_inputs.append(_value_info(blob, net.blobs[blob].shape))
     for i in sorted(needed_layers - folded_away):
@@ -107,13 +113,12 @@ def export_net(net, outputs: list[str] | None = None, opset: int = DEFAULT_OPSET
             continue
         if any(v is None for v in inputs_of[i]):
             raise layer.error("ONNX export: a bottom has no producer")
-        sources = inputs_of[folds[i].unpool] if i in folds else inputs_of[i]
         context = LayerContext(
             graph=graph,
             layer=layer,
-            inputs=[tensor[v] for v in sources],
+            inputs=[tensor[v] for v in sources(i)],
             outputs=[tensor[(i, j)] for j in range(len(tops[i]))],
-            bottom_shapes=[shapes[v] for v in sources],
+            bottom_shapes=[shapes[v] for v in sources(i)],
             top_shapes=[shapes[(i, j)] for j in range(len(tops[i]))],
             params=[np.asarray(p.data, dtype=np.float32) for p in layer.blobs],
             optimize=optimize,
@@ -148,12 +153,23 @@ def export(
     outputs: list[str] | None = None,
     opset: int = DEFAULT_OPSET,
     optimize: bool = True,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> onnx.ModelProto:
-    """Load ``net_path`` (+ weights) in the TEST phase and export it (see :func:`export_net`)."""
+    """Load ``net_path`` (+ weights) in the TEST phase and export it (see :func:`export_net`).
+
+    Data layers are not run: they become Input layers whose shapes come from ``input_shapes``
+    (blob -> per-sample shape), the data source or the layer's parameters
+    (:func:`caffe_cae.netgraph.data_shapes.data_top_shapes`), so a trained net exports without
+    its data on disk."""
     from caffe_cae.net import Net
+    from caffe_cae.netgraph.data_shapes import data_layers_as_inputs, data_top_shapes
+    from caffe_cae.netgraph.loading import load_net_param, set_net_state
     from caffe_cae.proto import caffe_pb2
 
-    net = Net(net_path, weights=weights_path, phase=caffe_pb2.TEST)
+    param, _ = load_net_param(net_path)
+    set_net_state(param, caffe_pb2.TEST, 0)
+    param = data_layers_as_inputs(param, data_top_shapes(param, input_shapes))
+    net = Net(param, weights=weights_path)
     return export_net(net, outputs=outputs, opset=opset, optimize=optimize)
 
 

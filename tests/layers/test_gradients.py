@@ -27,6 +27,9 @@ EXEMPT = {
     "HDF5Data": "data layer: no bottoms, reads files",
     "MemoryData": "data layer: no bottoms",
     "DummyData": "data layer: no bottoms",
+    "Data": "data layer: no bottoms, reads a database",
+    "ImageData": "data layer: no bottoms, reads image files",
+    "WindowData": "data layer: no bottoms, reads image files",
     "Accuracy": "not differentiable; Caffe's backward aborts (NOT_IMPLEMENTED)",
 }
 

@@ -16,6 +16,12 @@ FAMILIES = [
     "pooling",
     "unpooling",
     "inner_product",
+    "neuron_math",
+    "reduction",
+    "indexing",
+    "rearrange",
+    "spp",
+    "parameter",
 ]
 
 for _family in FAMILIES:

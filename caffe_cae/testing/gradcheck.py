@@ -149,6 +149,7 @@ def check_gradients(
             layer.rng = np.random.default_rng(rng_seed)
         layer.forward(bottoms, tops)
 
+    forward()  # a top's shape may depend on the bottom values (Filter): draw R for the real one
     weights = [rng.standard_normal(t.shape) if t.data.ndim else np.float64(rng.uniform(0.5, 2.0))
                for t in tops]
     for i in ignored_tops:

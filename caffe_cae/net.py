@@ -6,8 +6,11 @@
 
 Structure (filtering, Split layers, in-place tops, shapes, loss weights, parameter sharing, the
 backward plan) is decided by :func:`caffe_cae.netgraph.graph.build_graph` exactly like
-``Net::Init``; this module allocates the blobs, fills and shares the parameters and runs
-``ForwardFromTo`` / ``BackwardFromTo``.
+``Net::Init``, the dataflow (versions, views, in-place writes, fusable pairs) by
+:class:`caffe_cae.netgraph.dataflow.Dataflow`, and the steps by
+:func:`caffe_cae.netgraph.steps.plan_steps`; this module is the executor: it allocates the
+blobs, fills and shares the parameters and runs ``ForwardFromTo`` / ``BackwardFromTo``.
+pycaffe's views, callbacks and batch helpers are mixed in from :mod:`caffe_cae.pycaffe`.
 
 Memory follows Caffe: an in-place top *is* its bottom blob; a shared parameter's data and diff
 are views of its owner's arrays (so gradients of all users add up in the owner's diff); the
@@ -17,104 +20,30 @@ diffs accumulate until :meth:`Net.clear_param_diffs`, which the solver calls).
 """
 from __future__ import annotations
 
-import itertools
 import logging
-import os
-from collections import OrderedDict
 from typing import Iterable
 
 import numpy as np
 
 from caffe_cae.blob import Blob
 from caffe_cae.errors import CaffeCaeError
-from caffe_cae.netgraph.graph import (
-    AUTOMATIC_TOP, LayerNode, NetGraph, build_graph, shape_string, top_shapes_of,
-)
-from caffe_cae.netgraph.logs import quiet_loggers
+from caffe_cae.netgraph.dataflow import Dataflow
+from caffe_cae.netgraph.graph import AUTOMATIC_TOP, LayerNode, NetGraph, build_graph, shape_string, top_shapes_of
+from caffe_cae.netgraph.loading import TEST, TRAIN, load_net_param, set_net_state
+from caffe_cae.netgraph.shapes import NetShapes, infer_shapes
+from caffe_cae.netgraph.steps import plan_steps
+from caffe_cae.netgraph.trained import copy_layers_from_hdf5, copy_trained_layers, net_to_proto, write_hdf5
 from caffe_cae.parallel import single_threaded_blas
-from caffe_cae.netgraph.trained import (
-    copy_layers_from_hdf5, copy_trained_layers, net_to_proto, write_hdf5,
-)
 from caffe_cae.proto import caffe_pb2
+from caffe_cae.pycaffe.batches import BatchHelpers
+from caffe_cae.pycaffe.callbacks import LayerCallbacks
+from caffe_cae.pycaffe.forms import positional_forms
+from caffe_cae.pycaffe.views import NetViews
 from caffe_cae.weights import write_binary
 
 log = logging.getLogger(__name__)
 
-TRAIN = caffe_pb2.TRAIN
-TEST = caffe_pb2.TEST
-
 Shape = tuple[int, ...]
-
-
-# --------------------------------------------------------------------------------------------
-# reading and preparing the NetParameter
-
-
-def load_net_param(net, source: str | None = None) -> tuple[caffe_pb2.NetParameter, str]:
-    """``(NetParameter in the current syntax, where)`` from a path or a message.
-
-    Legacy nets (V0/V1 ``layers``, ``input:`` fields, Noh's fork) are upgraded in memory by
-    :func:`caffe_cae.migrate.upgrade_net` (Reshape fix included), with one notice in the log.
-    """
-    if isinstance(net, caffe_pb2.NetParameter):
-        where = source or (f"net '{net.name}'" if net.name else "<net>")
-        param = net
-    elif isinstance(net, (str, os.PathLike)):
-        from caffe_cae.prototxt import read_net_text
-
-        where = str(net)
-        param = read_net_text(net)
-    else:
-        raise TypeError(f"Net() takes a prototxt path or a NetParameter, not {type(net).__name__}")
-    from caffe_cae.migrate import net_needs_upgrade, upgrade_net
-
-    if net_needs_upgrade(param):
-        with quiet_loggers("caffe_cae.migrate"):
-            param, notes = upgrade_net(param, source=where)
-        for note in notes:
-            log.debug("upgrade: %s", note)
-        problems = [str(n) for n in notes if getattr(n, "level", "info") == "error"]
-        log.warning(
-            "%s: legacy net definition upgraded in memory%s; `caffe-cae migrate` rewrites the file",
-            where, f" ({len(problems)} problem(s): {'; '.join(problems)})" if problems else "",
-        )
-    else:
-        copy = caffe_pb2.NetParameter()
-        copy.CopyFrom(param)
-        param = copy
-    return param, where
-
-
-def set_net_state(param: caffe_pb2.NetParameter, phase=None, level=None, stages=()) -> None:
-    """Like pycaffe's ``Net(file, phase, level, stages)``: phase and level replace the file's
-    ``state`` (when given), stages are added to it."""
-    if phase is not None:
-        if phase not in (TRAIN, TEST):
-            raise CaffeCaeError(f"phase must be caffe_cae.TRAIN (0) or caffe_cae.TEST (1), not {phase!r}")
-        param.state.phase = phase
-    if level is not None:
-        param.state.level = int(level)
-    if isinstance(stages, str):
-        stages = (stages,)
-    param.state.stage.extend(stages or ())
-
-
-def _positional_forms(args, phase, level, stages, weights):
-    """pycaffe's positional arguments after the prototxt: ``(phase, level, stages, weights)``,
-    or the legacy ``(weights, phase)`` when the first one is a path."""
-    if not args:
-        return phase, level, stages, weights
-    legacy = isinstance(args[0], (str, os.PathLike)) or (args[0] is None and len(args) == 2)
-    names = ("weights", "phase") if legacy else ("phase", "level", "stages", "weights")
-    if len(args) > len(names):
-        raise TypeError(f"Net(net, {', '.join(names)}): too many positional arguments")
-    given = {"phase": phase, "level": level, "stages": stages, "weights": weights}
-    for name, value in zip(names, args):
-        if given[name] is not None:
-            raise TypeError(f"Net(): {name} given twice")
-        given[name] = value
-    return given["phase"], given["level"], given["stages"], given["weights"]
-
 
 # Caffe::set_random_seed: nets built without an explicit seed draw theirs from this generator.
 _seed_source: np.random.Generator | None = None
@@ -134,41 +63,7 @@ def _next_seed() -> int | None:
 
 # --------------------------------------------------------------------------------------------
 
-
-class _ByIndexOrName(list):
-    """A per-layer list that also accepts a layer name (the first layer with that name)."""
-
-    def __init__(self, items, names):
-        super().__init__(items)
-        self._names = list(names)
-
-    def __getitem__(self, key):
-        if isinstance(key, str):
-            try:
-                return super().__getitem__(self._names.index(key))
-            except ValueError:
-                raise KeyError(key) from None
-        return super().__getitem__(key)
-
-    # pycaffe's top_names/bottom_names are OrderedDicts keyed by layer name: the dict methods
-    # work here too (iteration, though, yields the per-layer lists, in layer order).
-    def __contains__(self, key) -> bool:
-        return key in self._names if isinstance(key, str) else super().__contains__(key)
-
-    def keys(self) -> list[str]:
-        return list(dict.fromkeys(self._names))
-
-    def values(self) -> list:
-        return [self[name] for name in self.keys()]
-
-    def items(self) -> list:
-        return [(name, self[name]) for name in self.keys()]
-
-    def get(self, name: str, default=None):
-        return self[name] if name in self._names else default
-
-
-class Net:
+class Net(NetViews, LayerCallbacks, BatchHelpers):
     """A Caffe net with Caffe's semantics and pycaffe's interface.
 
     ``Net(net, phase=None, level=None, stages=None, weights=None, dtype=np.float32, seed=None)``
@@ -199,7 +94,7 @@ class Net:
             net = network_file
         if net is None:
             raise TypeError("Net() needs a prototxt path or a NetParameter")
-        phase, level, stages, weights = _positional_forms(args, phase, level, stages, weights)
+        phase, level, stages, weights = positional_forms(args, phase, level, stages, weights)
         if level is None and not isinstance(net, caffe_pb2.NetParameter):
             level = 0
         self.dtype = np.dtype(dtype)
@@ -212,9 +107,9 @@ class Net:
         self.name = self.graph.name
         self._rng = np.random.default_rng(seed if seed is not None else _next_seed())
         #: pycaffe's before/after forward/backward callbacks; None while there are none
-        self._layer_callbacks: dict[str, list] | None = None
-        self._blobs_by_name: OrderedDict[str, Blob] | None = None
-        self._params_by_name: OrderedDict[str, list[Blob]] | None = None
+        self._layer_callbacks = None
+        self._blobs_by_name = None
+        self._params_by_name = None
         self._blob_list = [
             Blob(shape, self.dtype, name)
             for name, shape in zip(self.graph.blob_names, self.graph.blob_shapes)
@@ -224,13 +119,14 @@ class Net:
             self._reshaped_for[node.index] = [self._blob_list[b].shape for b in node.bottom_ids]
         self._init_params()
         self._set_loss_weight_diffs()
-        self._mark_overwritten_bottoms()
-        for node in self.graph.layers:  # Layer::set_param_propagate_down: frozen params cost nothing
-            if hasattr(node.layer, "param_propagate_down"):
-                node.layer.param_propagate_down = list(node.param_propagate_down)
-        self._spread_sources = self._find_spread_sources()
-        self._spread_source_layers = set(self._spread_sources.values())
-        self._fresh_sources: set[int] = set()
+        self.dataflow = Dataflow(self.graph)
+        for node in self.graph.layers:
+            # Layer::set_param_propagate_down: frozen params cost nothing
+            node.layer.param_propagate_down = list(node.param_propagate_down)
+            if node.layer.reuse_forward_columns and self.dataflow.bottom_overwritten_later(node.index):
+                node.layer.reuse_forward_columns = False  # the bottom changes before backward
+        self._steps = plan_steps(self.graph, self.dataflow, self._blob_list)
+        self._pass = 0  # forward passes so far; a step's per-pass state is keyed by it
         if weights is not None:
             self.copy_from(weights)
 
@@ -262,49 +158,6 @@ class Net:
             blob.share_data(owner_blob)
             blob.share_diff(owner_blob)
 
-    def _mark_overwritten_bottoms(self) -> None:
-        """Layers that keep values derived from a bottom for backward (``reuse_forward_columns``)
-        must recompute them where a later in-place layer writes into that bottom's memory:
-        Split, Reshape, Flatten (and one-part Concat/Slice) tops are views of their bottom."""
-        root = list(range(len(self._blob_list)))  # blob -> the blob whose memory it views
-        last_write: dict[int, int] = {}  # memory root -> last layer writing into it in place
-        for node in self.graph.layers:
-            layer = node.layer
-            if layer.shares_memory(0, 0) or (
-                    layer.type in ("Concat", "Slice") and len(node.bottom_ids) == len(node.top_ids) == 1):
-                for t in node.top_ids:
-                    root[t] = root[node.bottom_ids[0]]
-            for blob_id in set(node.top_ids) & set(node.bottom_ids):
-                last_write[root[blob_id]] = node.index
-        for node in self.graph.layers:
-            if getattr(node.layer, "reuse_forward_columns", False) and any(
-                    last_write.get(root[b], -1) > node.index for b in node.bottom_ids):
-                node.layer.reuse_forward_columns = False
-
-    def _find_spread_sources(self) -> dict[int, int]:
-        """Layers that can skip the zeros of a sparse bottom (``bottom_spread``, e.g.
-        Deconvolution) -> the layer that writes that bottom with zeros off a stride grid
-        (``top_left_spread``, top-left Unpooling), where that bottom is read by nothing else
-        and written by nothing in between.  ``_forward_from_to`` tells the reader per pass."""
-        readers: dict[int, int] = {}
-        writers: dict[int, int] = {}
-        for node in self.graph.layers:
-            for b in node.bottom_ids:
-                readers[b] = readers.get(b, 0) + 1
-            for t in node.top_ids:
-                writers[t] = writers.get(t, 0) + 1
-        sources = {}
-        for node in self.graph.layers:
-            if node.layer.sparse_top_stride() is None or len(node.top_ids) != 1:
-                continue
-            top = node.top_ids[0]
-            if readers.get(top) != 1 or writers[top] != 1 or top in node.bottom_ids:
-                continue
-            reader = next(n for n in self.graph.layers if top in n.bottom_ids)
-            if reader.layer.accepts_sparse_bottom and reader.bottom_ids == [top]:
-                sources[reader.index] = node.index
-        return sources
-
     def _set_loss_weight_diffs(self) -> None:
         """Layer::SetLossWeights: a loss top's diff holds its loss weight."""
         for node in self.graph.layers:
@@ -313,145 +166,6 @@ class Net:
                     self._blob_list[blob_id].diff[...] = weight
 
     # -- pycaffe-style views --------------------------------------------------------------------
-    @property
-    def phase(self) -> int:
-        return self.graph.phase
-
-    @property
-    def blobs(self) -> "OrderedDict[str, Blob]":
-        """Every blob by name, in creation order (Split tops included), like pycaffe."""
-        if self._blobs_by_name is None:
-            self._blobs_by_name = OrderedDict((b.name, b) for b in self._blob_list)
-        return self._blobs_by_name
-
-    @property
-    def layers(self) -> list:
-        return [node.layer for node in self.graph.layers]
-
-    @property
-    def layer_names(self) -> list[str]:
-        return [node.name for node in self.graph.layers]
-
-    @property
-    def layer_dict(self) -> "OrderedDict[str, object]":
-        """Layers by name, like pycaffe (a repeated name: the last such layer)."""
-        return OrderedDict((node.name, node.layer) for node in self.graph.layers)
-
-    @property
-    def params(self) -> "OrderedDict[str, list[Blob]]":
-        """Parameter blobs by layer name, layers with parameters only, like pycaffe (a
-        repeated name: the last such layer's blobs)."""
-        if self._params_by_name is None:
-            self._params_by_name = OrderedDict(
-                (node.name, node.layer.blobs) for node in self.graph.layers if node.layer.blobs
-            )
-        return self._params_by_name
-
-    @property
-    def bottom_names(self) -> _ByIndexOrName:
-        names = self.graph.blob_names
-        return _ByIndexOrName(
-            [[names[b] for b in node.bottom_ids] for node in self.graph.layers], self.layer_names
-        )
-
-    @property
-    def top_names(self) -> _ByIndexOrName:
-        names = self.graph.blob_names
-        return _ByIndexOrName(
-            [[names[t] for t in node.top_ids] for node in self.graph.layers], self.layer_names
-        )
-
-    @property
-    def inputs(self) -> list[str]:
-        return [self.graph.blob_names[i] for i in self.graph.input_ids]
-
-    @property
-    def outputs(self) -> list[str]:
-        return [self.graph.blob_names[i] for i in self.graph.output_ids]
-
-    @property
-    def blob_loss_weights(self) -> "OrderedDict[str, float]":
-        """Loss weight of every blob (0 for non-loss blobs), like pycaffe."""
-        weights = [0.0] * len(self._blob_list)
-        for node in self.graph.layers:
-            for blob_id, weight in zip(node.top_ids, node.loss_weights):
-                weights[blob_id] = weight
-        return OrderedDict((b.name, w) for b, w in zip(self._blob_list, weights))
-
-    @property
-    def layer_need_backward(self) -> list[bool]:
-        return [node.need_backward for node in self.graph.layers]
-
-    @property
-    def bottom_need_backward(self) -> list[list[bool]]:
-        return [list(node.bottom_need_backward) for node in self.graph.layers]
-
-    @property
-    def learnable_params(self) -> list[Blob]:
-        """The unique (owner) parameter blobs, in Caffe's order: what the solver updates."""
-        graph = self.graph
-        return [
-            graph.layers[graph.params[i].layer_index].layer.blobs[graph.params[i].param_index]
-            for i in graph.learnable
-        ]
-
-    @property
-    def params_lr(self) -> list[float]:
-        return list(self.graph.params_lr)
-
-    @property
-    def params_weight_decay(self) -> list[float]:
-        return list(self.graph.params_weight_decay)
-
-    @property
-    def param_owners(self) -> list[int]:
-        """For every (layer, param) entry: -1, or the index of the entry that owns its memory."""
-        return [entry.owner for entry in self.graph.params]
-
-    @property
-    def param_display_names(self) -> list[str]:
-        return [entry.display_name for entry in self.graph.params]
-
-    # -- pycaffe's underscored views of the C++ Net (used by code written against pycaffe) --------
-    @property
-    def _layer_names(self) -> list[str]:
-        return self.layer_names
-
-    @property
-    def _blob_names(self) -> list[str]:
-        return list(self.blobs)
-
-    @property
-    def _blobs(self) -> list[Blob]:
-        return list(self._blob_list)
-
-    @property
-    def _inputs(self) -> list[int]:
-        """Indices (into ``_blobs``) of the input blobs."""
-        return list(self.graph.input_ids)
-
-    @property
-    def _outputs(self) -> list[int]:
-        return list(self.graph.output_ids)
-
-    @property
-    def _blob_loss_weights(self) -> list[float]:
-        return list(self.blob_loss_weights.values())
-
-    def _top_ids(self, i: int) -> list[int]:
-        return list(self.graph.layers[i].top_ids)
-
-    def _bottom_ids(self, i: int) -> list[int]:
-        return list(self.graph.layers[i].bottom_ids)
-
-    def _forward(self, start: int, end: int) -> float:
-        """Net::ForwardFromTo(start, end) on layer indices (inclusive); returns the loss."""
-        return self.forward_from_to(start, end)
-
-    def _backward(self, start: int, end: int) -> None:
-        """Net::BackwardFromTo(start, end) on layer indices (start >= end, inclusive)."""
-        self.backward_from_to(start, end)
-
     # -- running ------------------------------------------------------------------------------
     def _layer_range(self, start, end, backward: bool) -> tuple[int, int]:
         def index(key, default):
@@ -494,28 +208,19 @@ class Net:
     def _forward_from_to(self, start: int, end: int, continue_pass: bool = False) -> float:
         """Forward ``start``..``end``.  ``continue_pass``: the caller ran the layers before
         ``start`` just now and touched no blob since (``caffe-cae time``), so what those layers
-        wrote is still as they left it (see ``_find_spread_sources``)."""
+        wrote is still as they left it (see :mod:`caffe_cae.netgraph.steps`)."""
         if self._layer_callbacks is not None:
             return self._with_layer_callbacks("forward", start, end)
+        if not continue_pass:
+            self._pass += 1
+        pass_id = self._pass
         loss = self.dtype.type(0)  # Caffe sums the layer losses in Dtype
-        blobs = self._blob_list
-        spread_sources = self._spread_sources
-        fresh = self._fresh_sources if continue_pass else set()
-        self._fresh_sources = fresh
-        sources = self._spread_source_layers
         with single_threaded_blas():  # the layers split their GEMMs on caffe_cae.parallel
-            for node in self.graph.layers[start:end + 1]:
+            for step in self._steps[start:end + 1]:
+                node = step.node
                 self._reshape_layer(node)
-                if node.index in spread_sources:  # sparse only if the source wrote it in this pass
-                    source = spread_sources[node.index]
-                    node.layer.bottom_spread = (
-                        self.graph.layers[source].layer.sparse_top_stride() if source in fresh else None)
-                bottom = [blobs[b] for b in node.bottom_ids]
-                top = [blobs[t] for t in node.top_ids]
-                node.layer.forward(bottom, top)
-                if node.index in sources:
-                    fresh.add(node.index)
-                for blob, weight in zip(top, node.loss_weights):
+                step.forward(pass_id)
+                for blob, weight in zip(step.top, node.loss_weights):
                     if weight:  # Layer::Forward: loss = dot(top data, top diff = loss weight)
                         loss += np.dot(blob.data.ravel(), blob.diff.ravel())
         return float(loss)
@@ -525,26 +230,8 @@ class Net:
             self._with_layer_callbacks("backward", start, end)
             return
         with single_threaded_blas():  # the layers split their GEMMs on caffe_cae.parallel
-            self._backward_layers(start, end)
-
-    def _backward_layers(self, start: int, end: int) -> None:
-        blobs = self._blob_list
-        for node in self.graph.layers[start:end - 1 if end > 0 else None:-1]:
-            if not node.need_backward:
-                continue
-            params = node.layer.blobs
-            frozen = [k for k, down in enumerate(node.param_propagate_down) if not down]
-            if (not any(node.bottom_need_backward) and len(frozen) == len(params)
-                    and not getattr(node.layer, "backward_ignores_propagate_down", False)):
-                continue  # nothing to compute (Caffe's call would be a no-op)
-            kept = [params[k].diff.copy() for k in frozen]
-            node.layer.backward(
-                [blobs[t] for t in node.top_ids],
-                list(node.bottom_need_backward),
-                [blobs[b] for b in node.bottom_ids],
-            )
-            for k, diff in zip(frozen, kept):  # param_propagate_down false: no gradient
-                params[k].diff[...] = diff
+            for step in self._steps[start:end - 1 if end > 0 else None:-1]:
+                step.backward()
 
     def _blob(self, name: str) -> Blob:
         try:
@@ -632,116 +319,6 @@ class Net:
         self._backward_from_to(*self._layer_range(start, end, backward=True))
 
     # -- pycaffe's per-layer callbacks (Net::add_before_forward ...) ---------------------------
-    def before_forward(self, fn) -> None:
-        """``fn(layer_index)`` runs before each layer's forward."""
-        self._add_layer_callback("before_forward", fn)
-
-    def after_forward(self, fn) -> None:
-        """``fn(layer_index)`` runs after each layer's forward."""
-        self._add_layer_callback("after_forward", fn)
-
-    def before_backward(self, fn) -> None:
-        """``fn(layer_index)`` runs before each layer's backward step (all layers, as Caffe)."""
-        self._add_layer_callback("before_backward", fn)
-
-    def after_backward(self, fn) -> None:
-        """``fn(layer_index)`` runs after each layer's backward step."""
-        self._add_layer_callback("after_backward", fn)
-
-    def _add_layer_callback(self, when: str, fn) -> None:
-        if self._layer_callbacks is None:
-            self._layer_callbacks = {k: [] for k in ("before_forward", "after_forward",
-                                                     "before_backward", "after_backward")}
-        self._layer_callbacks[when].append(fn)
-
-    def _with_layer_callbacks(self, kind: str, start: int, end: int) -> float:
-        """Run layer by layer with the callbacks around each (kept off the plain loops)."""
-        callbacks, self._layer_callbacks = self._layer_callbacks, None
-        loss = 0.0
-        order = range(start, end + 1) if kind == "forward" else range(start, end - 1, -1)
-        try:
-            for i in order:
-                for fn in callbacks["before_" + kind]:
-                    fn(i)
-                if kind == "forward":
-                    loss += self._forward_from_to(i, i)
-                else:
-                    self._backward_from_to(i, i)
-                for fn in callbacks["after_" + kind]:
-                    fn(i)
-        finally:
-            self._layer_callbacks = callbacks
-        return loss
-
-    # -- pycaffe's batched helpers -------------------------------------------------------------
-    def _batch(self, arrays: dict):
-        """Yield ``{name: rows}`` batches of the net's batch size (that of its first blob); the
-        last batch is padded with zeros, as pycaffe's ``Net._batch``."""
-        num = len(next(iter(arrays.values())))
-        batch_size = next(iter(self.blobs.values())).shape[0]
-        for i in range(0, num - num % batch_size, batch_size):
-            yield {name: rows[i:i + batch_size] for name, rows in arrays.items()}
-        remainder = num % batch_size
-        if remainder:
-            yield {
-                name: np.concatenate([np.asarray(rows[num - remainder:]),
-                                      np.zeros((batch_size - remainder,) + np.shape(rows)[1:], np.float32)])
-                for name, rows in arrays.items()
-            }
-
-    @staticmethod
-    def _gather(chunks: list, n_rows: int) -> np.ndarray:
-        """Batches of one blob joined along axis 0, padding rows dropped; a 0-d blob (a loss)
-        gives one value per batch."""
-        if chunks[0].ndim == 0:
-            return np.stack(chunks)
-        return np.concatenate(chunks)[:n_rows]
-
-    def forward_all(self, blobs: Iterable[str] | None = None, **inputs) -> dict:
-        """pycaffe's ``Net.forward_all``: forward arrays of any length in batches of the net's
-        batch size; returns ``{blob: array of all rows}`` for the outputs and ``blobs``."""
-        if not inputs:
-            raise CaffeCaeError(f"net '{self.name}': forward_all needs input arrays (e.g. data=...)")
-        n_rows = len(next(iter(inputs.values())))
-        chunks: dict[str, list] = {}
-        for batch in self._batch(inputs):
-            for name, value in self.forward(blobs=blobs, **batch).items():
-                chunks.setdefault(name, []).append(value)
-        return {name: self._gather(parts, n_rows) for name, parts in chunks.items()}
-
-    def forward_backward_all(self, blobs: Iterable[str] | None = None,
-                             diffs: Iterable[str] | None = None, **arrays) -> tuple[dict, dict]:
-        """pycaffe's ``Net.forward_backward_all``: keyword arrays feed inputs (forward) and
-        output diffs (backward), in batches; returns ``({blob: data}, {blob: diff})``."""
-        inputs = {k: v for k, v in arrays.items() if k in self.inputs}
-        top_diffs = {k: v for k, v in arrays.items() if k in self.outputs}
-        unknown = sorted(set(arrays) - set(inputs) - set(top_diffs))
-        if unknown:
-            raise CaffeCaeError(f"blob '{unknown[0]}': neither an input nor an output of net '{self.name}'")
-        if not arrays:
-            raise CaffeCaeError(f"net '{self.name}': forward_backward_all needs input or output diff arrays")
-        n_rows = len(next(iter(arrays.values())))
-        outs: dict[str, list] = {}
-        grads: dict[str, list] = {}
-        forward_batches = self._batch(inputs) if inputs else iter(())
-        backward_batches = self._batch(top_diffs) if top_diffs else iter(())
-        for fb, bb in itertools.zip_longest(forward_batches, backward_batches, fillvalue={}):
-            for name, value in self.forward(blobs=blobs, **fb).items():
-                outs.setdefault(name, []).append(value)
-            for name, value in self.backward(diffs=diffs, **bb).items():
-                grads.setdefault(name, []).append(value)
-        return ({name: self._gather(parts, n_rows) for name, parts in outs.items()},
-                {name: self._gather(parts, n_rows) for name, parts in grads.items()})
-
-    def set_input_arrays(self, data, labels) -> None:
-        """pycaffe's ``Net.set_input_arrays``: hand ``data`` (N, C, H, W) and ``labels`` (N,)
-        to the MemoryData layer that must be the net's first layer."""
-        first = self.graph.layers[0].layer if self.graph.layers else None
-        if first is None or first.type != "MemoryData":
-            raise CaffeCaeError(f"net '{self.name}': set_input_arrays may only be called if the "
-                                f"first layer is a MemoryData layer")
-        first.set_input_arrays(data, labels)
-
     def clear_param_diffs(self) -> None:
         """Net::ClearParamDiffs: zero the diffs of the learnable params."""
         for blob in self.learnable_params:
@@ -802,51 +379,6 @@ class Net:
         phase = "TRAIN" if self.phase == TRAIN else "TEST"
         return f"<Net '{self.name}' {phase}: {len(self.graph.layers)} layers, {len(self._blob_list)} blobs>"
 
-
-# --------------------------------------------------------------------------------------------
-
-
-class NetShapes(OrderedDict):
-    """``infer_shapes`` result: blob name -> shape, plus ``params`` (layer name -> param
-    shapes, layers with parameters), ``layers`` (name, type, bottoms, tops per layer),
-    ``inputs``, ``outputs`` and ``loss_weights``."""
-
-    params: "OrderedDict[str, list[Shape]]"
-    layers: list[tuple[str, str, list[str], list[str]]]
-    inputs: list[str]
-    outputs: list[str]
-    loss_weights: "OrderedDict[str, float]"
-
-
-def infer_shapes(net, phase=None, level=None, stages=(), input_shapes=None) -> NetShapes:
-    """Shapes of every blob and parameter of ``net`` (path or NetParameter) without numerics.
-
-    ``input_shapes`` ({blob: shape}) replaces the shapes of Input/data layer tops; a data layer
-    whose tops are all given is not set up (its data files need not exist).
-    """
-    if level is None and not isinstance(net, caffe_pb2.NetParameter):
-        level = 0  # as Net(path): Caffe's Net(file, phase, level=0)
-    param, _ = load_net_param(net)
-    set_net_state(param, phase, level, stages)
-    graph = build_graph(param, shape_overrides=input_shapes)
-    result = NetShapes((name, shape) for name, shape in zip(graph.blob_names, graph.blob_shapes))
-    result.params = OrderedDict()
-    for node in graph.layers:
-        if node.param_shapes:
-            result.params.setdefault(node.name, list(node.param_shapes))
-    result.layers = [
-        (node.name, node.type, [graph.blob_names[b] for b in node.bottom_ids],
-         [graph.blob_names[t] for t in node.top_ids])
-        for node in graph.layers
-    ]
-    result.inputs = [graph.blob_names[i] for i in graph.input_ids]
-    result.outputs = [graph.blob_names[i] for i in graph.output_ids]
-    result.loss_weights = OrderedDict()
-    for node in graph.layers:
-        for blob_id, weight in zip(node.top_ids, node.loss_weights):
-            if weight:
-                result.loss_weights[graph.blob_names[blob_id]] = weight
-    return result
 
 
 __all__ = ["Net", "TRAIN", "TEST", "infer_shapes", "NetShapes", "AUTOMATIC_TOP", "set_random_seed"]

@@ -13,7 +13,9 @@ The papers' two size measures (Turchenko et al. 2019, Tables 1-3):
   the size of the input).  Activations, Reshape, Flatten, Slice and Split make no new units.
 
 Shapes come from :func:`caffe_cae.netgraph.graph.build_graph` (Caffe's ``Net::Init`` without
-arrays).  Data layers whose files are not at hand get MNIST shapes (see :func:`data_shapes`).
+arrays), which layer computed a blob from :class:`caffe_cae.netgraph.dataflow.Dataflow`, and
+what counts from the layers' traits (``feature_tops``, ``elementwise``, ``shares_memory``,
+``LossLayer.compares_like_shaped``).  Data layers whose files are not at hand get MNIST shapes (see :func:`data_shapes`).
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ import pathlib
 from dataclasses import dataclass, field
 
 from caffe_cae.errors import CaffeCaeError
+from caffe_cae.layers.base import LossLayer
+from caffe_cae.netgraph.dataflow import Dataflow
 from caffe_cae.netgraph.filtering import filter_net
 from caffe_cae.netgraph.graph import NetGraph, build_graph
 from caffe_cae.proto import caffe_pb2
@@ -32,13 +36,6 @@ log = logging.getLogger(__name__)
 
 Shape = tuple[int, ...]
 
-FEATURE_TYPES = {"Convolution", "Deconvolution", "InnerProduct", "Pooling", "Unpooling"}
-# Layers whose top is (a view or an elementwise function of) their first bottom: no new units.
-PASS_THROUGH_TYPES = {
-    "Split", "Flatten", "Reshape", "Sigmoid", "TanH", "ReLU", "PReLU", "ELU", "AbsVal", "BNLL",
-    "Power", "Exp", "Log", "Dropout", "Scale", "Bias", "BatchNorm", "Threshold", "Swish", "Clip",
-}
-RECONSTRUCTION_LOSSES = {"EuclideanLoss", "SigmoidCrossEntropyLoss"}
 # Per-sample shapes assumed for data-layer tops whose files cannot be read (MNIST, as the papers).
 MNIST_TOP_SHAPES: dict[str, Shape] = {
     "data": (1, 28, 28),
@@ -171,46 +168,40 @@ def data_shapes(net: caffe_pb2.NetParameter, given: dict[str, Shape] | None = No
 # counting
 
 
-def _producers(graph: NetGraph) -> dict[int, int]:
-    """Blob id -> index of the layer that created it (in-place layers reuse the blob)."""
-    first: dict[int, int] = {}
-    for node in graph.layers:
-        for blob in node.top_ids:
-            first.setdefault(blob, node.index)
-    return first
-
-
-def _origin(graph: NetGraph, producers: dict[int, int], blob: int) -> int | None:
+def _origin(flow: Dataflow, blob: int) -> int | None:
     """The layer that computed ``blob``'s units, seen through views and elementwise layers."""
-    while blob in producers:
-        node = graph.layers[producers[blob]]
-        if node.type in PASS_THROUGH_TYPES and node.bottom_ids:
+    layers = flow.graph.layers
+    while (writer := flow.first_writer(blob)) is not None:
+        node = layers[writer]
+        passes_through = node.layer.elementwise or (len(node.bottom_ids) == 1 and node.layer.shares_memory(0, 0))
+        if passes_through and node.bottom_ids:
             blob = node.bottom_ids[0]
             continue
         return node.index
     return None
 
 
-def _reconstructions(graph: NetGraph) -> set[int]:
+def _reconstructions(flow: Dataflow) -> set[int]:
     """Indices of the layers whose top is the net's reconstruction of its input."""
-    producers = _producers(graph)
+    graph = flow.graph
     layers = graph.layers
 
     def is_input(blob: int) -> bool:
-        origin = _origin(graph, producers, blob)
+        origin = _origin(flow, blob)
         return origin is None or not layers[origin].bottom_ids
 
     found: set[int] = set()
-    losses = [n for n in layers if n.type in RECONSTRUCTION_LOSSES and len(n.bottom_ids) == 2]
+    losses = [n for n in layers if isinstance(n.layer, LossLayer) and n.layer.compares_like_shaped
+              and len(n.bottom_ids) == 2]
     for node in losses:
         prediction, target = node.bottom_ids
         if is_input(target) and not is_input(prediction):
-            found.add(_origin(graph, producers, prediction))
+            found.add(_origin(flow, prediction))
     if losses or any(n.layer.is_loss for n in layers):
         return found
     inputs = {_per_sample(graph.blob_shapes[b]) for n in layers if not n.bottom_ids for b in n.top_ids}
     for blob in graph.output_ids:
-        origin = _origin(graph, producers, blob)
+        origin = _origin(flow, blob)
         if origin is not None and layers[origin].bottom_ids and _per_sample(graph.blob_shapes[blob]) in inputs:
             found.add(origin)
     return found
@@ -219,9 +210,9 @@ def _reconstructions(graph: NetGraph) -> set[int]:
 def report_graph(graph: NetGraph, phase: str = "TRAIN") -> ParamReport:
     """The table of an already built :class:`NetGraph`."""
     report = ParamReport(net_name=graph.name, phase=phase)
-    skip = _reconstructions(graph)
+    skip = _reconstructions(Dataflow(graph))
     for node in graph.layers:
-        if node.type == "Split":
+        if node.type == "Split":  # Caffe's own plumbing, not a layer of the prototxt
             continue
         entries = [graph.params[i] for i in node.param_ids]
         row = LayerRow(
@@ -233,8 +224,9 @@ def report_graph(graph: NetGraph, phase: str = "TRAIN") -> ParamReport:
             frozen=[graph.params_lr[e.learnable_id] == 0 for e in entries],
             tops=[(graph.blob_names[b], graph.blob_shapes[b]) for b in node.top_ids],
         )
-        if node.type in FEATURE_TYPES and node.index not in skip:
-            tops = node.top_ids[:1] if node.type == "Pooling" else node.top_ids
+        if node.layer.feature_tops and node.index not in skip:
+            n = node.layer.feature_tops
+            tops = node.top_ids if n < 0 else node.top_ids[:n]
             row.hidden = sum(_per_sample(graph.blob_shapes[b]) for b in tops)
         report.rows.append(row)
     owners = [graph.params[i] for i in graph.learnable]

@@ -21,6 +21,8 @@ class AccuracyLayer(Layer):
     backward.
     """
 
+    is_metric = True
+
     exact_bottoms = 2
     min_tops = 1
     max_tops = 2

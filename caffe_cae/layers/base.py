@@ -72,6 +72,12 @@ class Layer:
     #: The forward leaves in bottom 0's diff what the backward reads (HingeLoss's margins), as
     #: Caffe's layer does: whatever writes that diff in between changes the gradient.
     backward_reads_bottom_diff: bool = False
+    #: The top is an elementwise function of bottom 0, of its shape (activations, Scale, ...):
+    #: it holds no new units (the papers' model size counts units where they are computed).
+    elementwise: bool = False
+    #: How many leading tops are hidden feature maps for the papers' model size (-1: all):
+    #: Convolution, Deconvolution, InnerProduct, Unpooling; Pooling's output, not its mask.
+    feature_tops: int = 0
     #: Per-parameter-blob gradient flags set by the Net (Caffe's ``param_propagate_down_``);
     #: None = every parameter gets its gradient.
     param_propagate_down: list[bool] | None = None
@@ -156,6 +162,17 @@ class Layer:
         return f"<{self.type} layer '{self.name}'>"
 
 
+class NeuronLayer(Layer):
+    """Caffe's NeuronLayer: exactly one bottom and one top, top shaped like the bottom."""
+
+    exact_bottoms = 1
+    exact_tops = 1
+    elementwise = True
+
+    def reshape(self, bottom_shapes):
+        return [tuple(bottom_shapes[0])]
+
+
 class LossLayer(Layer):
     """Caffe's ``LossLayer``: bottoms (prediction, target/label), one scalar top that gets
     ``loss_weight`` 1 unless the prototxt says otherwise (created when missing); the target
@@ -164,6 +181,9 @@ class LossLayer(Layer):
     exact_bottoms = 2
     exact_tops = 1
     is_loss = True
+    #: The loss compares a prediction with a target of the same size (Euclidean, sigmoid
+    #: cross-entropy): with the net's input as target, the prediction is a reconstruction.
+    compares_like_shaped = False
 
     def allow_force_backward(self, bottom_index: int) -> bool:
         return bottom_index != 1

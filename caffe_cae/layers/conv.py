@@ -79,13 +79,12 @@ def conv_spatial_params(layer, cp, n_spatial):
 class BaseConvolution(Layer):
     """Shared setup/reshape and the three GEMM passes (Caffe's BaseConvolutionLayer)."""
 
+    feature_tops = -1
+
     min_bottoms = 1
     min_tops = 1
     #: Deconvolution: the convolution runs from top to bottom ("reverse dimensions").
     reverse_dimensions = False
-    #: Optional per-parameter-blob flags set by the Net (Caffe's param_propagate_down_);
-    #: None = compute every parameter gradient.
-    param_propagate_down: list[bool] | None = None
     #: Backward reuses the columns forward made from the bottom.  The Net clears this where a
     #: later in-place layer may overwrite the bottom's memory (through Split/Reshape/Flatten
     #: views): Caffe's backward reads the bottom as it is then, so the columns are redone.
@@ -146,12 +145,12 @@ class BaseConvolution(Layer):
         if shape[self.channel_axis] != self.channels:
             raise self.error(
                 f"Input size incompatible with convolution kernel: bottom "
-                f"'{self._bottom_name(0)}' has {shape[self.channel_axis]} channels {list(shape)}, "
+                f"'{self.bottom_name(0)}' has {shape[self.channel_axis]} channels {list(shape)}, "
                 f"the layer was set up for {self.channels}")
         for i, other in enumerate(bottom_shapes[1:], start=1):
             if tuple(other) != shape:
                 raise self.error(f"all inputs must have the same shape: bottom "
-                                 f"'{self._bottom_name(i)}' {list(other)} vs {list(shape)}")
+                                 f"'{self.bottom_name(i)}' {list(other)} vs {list(shape)}")
         in_spatial = shape[self.channel_axis + 1:]
         out_spatial = self._output_spatial(in_spatial)
         if any(o <= 0 for o in out_spatial):
@@ -168,8 +167,6 @@ class BaseConvolution(Layer):
         self._reshaped_for, self._top_shapes = key, [top_shape] * len(bottom_shapes)
         return list(self._top_shapes)
 
-    def _bottom_name(self, i):
-        return self.param.bottom[i] if i < len(self.param.bottom) else f"bottom{i}"
 
     def fill_params(self, rng):
         from caffe_cae.fillers import fill  # lazy: fillers are optional for pure inference
@@ -240,9 +237,6 @@ class BaseConvolution(Layer):
 
         split(images, self.num, y3.size)
 
-    def _param_down(self, i):
-        flags = self.param_propagate_down
-        return flags is None or (i < len(flags) and bool(flags[i]))
 
 
 @register("Convolution")
@@ -277,14 +271,14 @@ class ConvolutionLayer(BaseConvolution):
         g = self._geometry
         w = self._weights3(self.blobs[0].data)
         for i, (b, t) in enumerate(zip(bottom, top)):
-            if self.bias_term and self._param_down(1):
+            if self.bias_term and self.param_needs_gradient(1):
                 self._add_bias_grad(t.diff)
             if g.batch_inner:
                 dy = to_columns(self._as_conv(t.diff, self.num_output, self.out_spatial), g,
                                 self._ws, "dy")
             else:
                 dy = self._per_image(t.diff, self.num_output)
-            if self._param_down(0):
+            if self.param_needs_gradient(0):
                 col = self._cached.get(i)
                 if col is None or col.dtype != dy.dtype:
                     x = self._as_conv(b.data, self.channels, self.in_spatial)
@@ -383,9 +377,9 @@ class DeconvolutionLayer(BaseConvolution):
         w = self._weights3(self.blobs[0].data)
         for i, (b, t) in enumerate(zip(bottom, top)):
             dy = self._as_conv(t.diff, self.num_output, self.out_spatial)
-            if self.bias_term and self._param_down(1):
+            if self.bias_term and self.param_needs_gradient(1):
                 self._add_bias_grad(dy)
-            dense_col = self._add_weight_grad_of(i, b, dy) if self._param_down(0) else None
+            dense_col = self._add_weight_grad_of(i, b, dy) if self.param_needs_gradient(0) else None
             if propagate_down[i]:
                 col = dense_col if dense_col is not None else im2col(dy, g, self._ws, "dcol")
                 if g.batch_inner:

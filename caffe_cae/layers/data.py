@@ -22,6 +22,8 @@ class InputLayer(Layer):
     top. Forward and backward do nothing.
     """
 
+    is_data = True
+
     exact_bottoms = 0
     min_tops = 1
 
@@ -84,6 +86,8 @@ class HDF5DataLayer(RandomLayerMixin, Layer):
     that runs past the end of a file continues with the next file (or the first one again),
     exactly like Caffe's HDF5DataLayer::Next. Values are converted to the blob dtype (float32).
     """
+
+    is_data = True
 
     exact_bottoms = 0
     min_tops = 1
@@ -206,6 +210,8 @@ class MemoryDataLayer(Layer):
     ``net.set_input_arrays``): tops data (batch, channels, height, width) and label (batch,);
     each forward takes the next ``batch_size`` rows, wrapping around."""
 
+    is_data = True
+
     exact_bottoms = 0
     exact_tops = 2
 
@@ -264,6 +270,8 @@ class DummyDataLayer(RandomLayerMixin, Layer):
     in Caffe, constant-filled tops are written once; other tops are refilled every forward
     (random fillers draw from the net's seeded rng).
     """
+
+    is_data = True
 
     exact_bottoms = 0
     min_tops = 1

@@ -23,11 +23,9 @@ from caffe_cae.parallel import matmul
 
 @register("InnerProduct")
 class InnerProductLayer(Layer):
+    feature_tops = -1
     exact_bottoms = 1
     exact_tops = 1
-    #: Optional per-parameter-blob flags set by the Net (Caffe's param_propagate_down_);
-    #: None = compute every parameter gradient.
-    param_propagate_down: list[bool] | None = None
 
     def setup(self, bottom_shapes):
         ip = self.param.inner_product_param
@@ -65,9 +63,6 @@ class InnerProductLayer(Layer):
             b = self.blobs[1]
             b.data[...] = fill(ip.bias_filler, b.shape, rng, b.dtype)
 
-    def _param_down(self, i):
-        flags = self.param_propagate_down
-        return flags is None or (i < len(flags) and bool(flags[i]))
 
     def _weight_nk(self, array):
         """The weight (or its diff) as (K, num_output) for x @ W."""
@@ -83,7 +78,7 @@ class InnerProductLayer(Layer):
     def backward(self, top, propagate_down, bottom):
         dy = top[0].diff.reshape(self.M, self.num_output)
         x = bottom[0].data.reshape(self.M, self.K)
-        if self._param_down(0):
+        if self.param_needs_gradient(0):
             dw = self.blobs[0].diff
             product = np.empty_like(dw)
             if self.transpose:  # (K, N) += x^T dy
@@ -91,7 +86,7 @@ class InnerProductLayer(Layer):
             else:  # (N, K) += dy^T x
                 matmul(dy.T, x, product)
             dw += product
-        if self.bias_term and self._param_down(1):
+        if self.bias_term and self.param_needs_gradient(1):
             self.blobs[1].diff += dy.sum(axis=0, dtype=dy.dtype)
         if propagate_down[0]:
             dx = bottom[0].diff.reshape(self.M, self.K)

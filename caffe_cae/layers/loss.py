@@ -19,6 +19,8 @@ from caffe_cae.layers.common import NORMALIZATION, caffe_loss_sum, loss_normaliz
 class EuclideanLossLayer(LossLayer):
     """loss = sum((a - b)^2) / (2N), N = a.shape[0]; both bottoms get gradients (+-(a-b)/N)."""
 
+    compares_like_shaped = True
+
     def allow_force_backward(self, bottom_index):
         return True
 
@@ -57,6 +59,8 @@ class SigmoidCrossEntropyLossLayer(LossLayer):
     ``normalization`` (when unset: legacy ``normalize`` true = VALID / false = BATCH_SIZE,
     otherwise **BATCH_SIZE**, Caffe's historical default, i.e. divide by N). No gradient to t.
     """
+
+    compares_like_shaped = True
 
     def setup(self, bottom_shapes):
         lp = self.param.loss_param

@@ -10,7 +10,7 @@ import zlib
 
 import numpy as np
 
-from caffe_cae.layers.base import Layer
+from caffe_cae.layers.base import Layer, NeuronLayer
 from caffe_cae.layers.common import RandomLayerMixin
 from caffe_cae.layers.registry import register
 from caffe_cae.parallel import split
@@ -99,16 +99,6 @@ def sigmoid_grad(y: np.ndarray, dy: np.ndarray, out: np.ndarray) -> None:
     _blockwise(yf.size, kernel, [np.float64, y.dtype])
 
 
-class NeuronLayer(Layer):
-    """Caffe's NeuronLayer: exactly one bottom and one top, top shaped like the bottom."""
-
-    exact_bottoms = 1
-    exact_tops = 1
-
-    def reshape(self, bottom_shapes):
-        return [tuple(bottom_shapes[0])]
-
-
 @register("Sigmoid")
 class SigmoidLayer(NeuronLayer):
     """y = 1/(1+exp(-x)), computed as Caffe does: 0.5*tanh(0.5*x) + 0.5."""
@@ -178,6 +168,8 @@ class ReLULayer(NeuronLayer):
 class DropoutLayer(RandomLayerMixin, NeuronLayer):
     """TRAIN: keep each value with probability 1-ratio and scale it by 1/(1-ratio) (a new
     Bernoulli mask every forward, drawn from the net's seeded rng); TEST: identity."""
+
+    identity_at_inference = True
 
     def setup(self, bottom_shapes):
         self.ratio = float(self.param.dropout_param.dropout_ratio)

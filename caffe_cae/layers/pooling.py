@@ -159,6 +159,8 @@ def spread_windows(values, grid: WindowGrid, buf: np.ndarray) -> None:
 class PoolingLayer(Layer):
     """Caffe's Pooling layer (CPU semantics).  STOCHASTIC pooling is refused."""
 
+    feature_tops = 1  # the output; the mask holds no units
+
     exact_bottoms = 1
     min_tops = 1
 

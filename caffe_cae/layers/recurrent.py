@@ -84,6 +84,7 @@ class RecurrentLayer(Layer):
     #: recurrent states (RNN: h; LSTM: h, c) and gate blocks per state (LSTM: i, f, o, g)
     n_states: int = 1
     n_gates: int = 1
+    feature_tops = 1  # the outputs; exposed final states repeat their last step
 
     def __init__(self, param, phase=caffe_pb2.TEST):
         super().__init__(param, phase)
@@ -336,6 +337,7 @@ class LSTMUnitLayer(Layer):
 
     exact_bottoms = 3
     exact_tops = 2
+    feature_tops = -1
 
     def allow_force_backward(self, bottom_index):
         return bottom_index != 2

@@ -24,6 +24,7 @@ class ReshapeLayer(Layer):
 
     exact_bottoms = 1
     exact_tops = 1
+
     def shares_memory(self, bottom_index, top_index):
         return True
 
@@ -89,6 +90,7 @@ class FlattenLayer(Layer):
 
     exact_bottoms = 1
     exact_tops = 1
+
     def shares_memory(self, bottom_index, top_index):
         return True
 
@@ -121,6 +123,7 @@ class SplitLayer(Layer):
 
     exact_bottoms = 1
     min_tops = 1
+
     def shares_memory(self, bottom_index, top_index):
         return True
 
@@ -154,6 +157,9 @@ class SliceLayer(Layer):
 
     exact_bottoms = 1
     min_tops = 1
+
+    def shares_memory(self, bottom_index, top_index):
+        return len(self.param.top) == 1  # one part: the top is the bottom (no copy)
 
     def setup(self, bottom_shapes):
         p = self.param.slice_param
@@ -222,6 +228,9 @@ class ConcatLayer(Layer):
     min_bottoms = 1
     exact_tops = 1
 
+    def shares_memory(self, bottom_index, top_index):
+        return len(self.param.bottom) == 1  # one part: the top is the bottom (no copy)
+
     def setup(self, bottom_shapes):
         p = self.param.concat_param
         if p.HasField("axis") and p.HasField("concat_dim"):
@@ -272,6 +281,8 @@ class ConcatLayer(Layer):
 @register("Silence")
 class SilenceLayer(Layer):
     """Swallows blobs so they are not net outputs; backward gives them zero diffs."""
+
+    is_metric = True  # consumes blobs, computes nothing an inference graph needs
 
     min_bottoms = 1
     exact_tops = 0

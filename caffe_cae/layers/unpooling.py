@@ -46,6 +46,8 @@ def _last_writer_positions(n_in: int, stride: int, pad: int, n_out: int):
 class UnpoolingLayer(Layer):
     """Noh's UnpoolingLayer (CPU semantics, see the module docstring)."""
 
+    feature_tops = -1
+
     min_bottoms = 1
     exact_tops = 1
     #: Top-left placement without clamping: the stride of the grid that holds the only
@@ -88,9 +90,9 @@ class UnpoolingLayer(Layer):
             raise self.error(f"input must have 4 axes (num, channels, height, width), got "
                              f"{list(shape)}")
         if len(bottom_shapes) > 1 and tuple(bottom_shapes[1]) != shape:
-            raise self.error(f"mask bottom '{self._bottom_name(1)}' has shape "
+            raise self.error(f"mask bottom '{self.bottom_name(1)}' has shape "
                              f"{list(bottom_shapes[1])}, expected {list(shape)} like "
-                             f"'{self._bottom_name(0)}'")
+                             f"'{self.bottom_name(0)}'")
         self.in_size = shape[2:]
         uh, uw = self.unpooled
         if self.method == U.MAX:
@@ -109,8 +111,6 @@ class UnpoolingLayer(Layer):
                                  f"{list(shape)}: some windows lie outside it")
         return [shape[:2] + self.unpooled]
 
-    def _bottom_name(self, i):
-        return self.param.bottom[i] if i < len(self.param.bottom) else f"bottom{i}"
 
     # -- MAX helpers ------------------------------------------------------------------------
     def _top_left_view(self, a):
@@ -125,7 +125,7 @@ class UnpoolingLayer(Layer):
         np.copyto(idx, mask, casting="unsafe")  # truncation toward zero, like static_cast<int>
         lo, hi = idx.min(), idx.max()
         if lo < 0 or hi >= plane:
-            raise self.error(f"mask bottom '{self._bottom_name(1)}' holds index "
+            raise self.error(f"mask bottom '{self.bottom_name(1)}' holds index "
                              f"{lo if lo < 0 else hi} outside the {self.unpooled[0]}x"
                              f"{self.unpooled[1]} unpooled plane (unpool size must equal the "
                              f"pooling input size)")

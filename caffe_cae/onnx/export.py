@@ -23,13 +23,12 @@ from caffe_cae.onnx.graph import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, GraphBuild
 
 log = logging.getLogger(__name__)
 
-DATA_TYPES = {"Input", "HDF5Data", "MemoryData", "DummyData", "Data", "ImageData"}
-DROPPED_TYPES = {"Accuracy", "Silence"}
 BATCH = "N"
 
 
 def _dropped(layer) -> bool:
-    return layer.is_loss or layer.type in DROPPED_TYPES
+    """Loss and evaluation layers are no part of an inference graph."""
+    return layer.is_loss or layer.is_metric
 
 
 def export_net(net, outputs: list[str] | None = None, opset: int = DEFAULT_OPSET, name: str | None = None,
@@ -41,23 +40,17 @@ def export_net(net, outputs: list[str] | None = None, opset: int = DEFAULT_OPSET
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise CaffeCaeError(f"--opset {opset}: supported opsets are {MIN_OPSET}..{MAX_OPSET}")
     layers = list(net.layers)
-    bottoms = [list(b) for b in net.bottom_names]
     tops = [list(t) for t in net.top_names]
-
-    # Versions: every top written creates a new version of that blob (in-place layers overwrite).
-    version_of: dict[str, tuple[int, int]] = {}  # blob -> (layer index, top index) of latest write
-    inputs_of: list[list[tuple[int, int] | None]] = []
-    for i, layer in enumerate(layers):
-        inputs_of.append([version_of.get(b) for b in bottoms[i]])
-        for j, blob in enumerate(tops[i]):
-            version_of[blob] = (i, j)
-    final = dict(version_of)
+    flow = net.dataflow  # values: every top written is a new version (in-place layers overwrite)
+    names = net.graph.blob_names
+    inputs_of = flow.reads
+    final = {names[blob]: version for blob, version in flow.final.items()}
 
     if outputs is None:  # final values that no kept layer reads (in-place reads count per version)
         consumed = {v for i, l in enumerate(layers) if not _dropped(l) for v in inputs_of[i]}
         outputs = [
             blob for blob, version in final.items()
-            if version not in consumed and not _dropped(layers[version[0]]) and layers[version[0]].type not in DATA_TYPES
+            if version not in consumed and not _dropped(layers[version[0]]) and not layers[version[0]].is_data
         ]
     missing = [b for b in outputs if b not in final]
     if missing:
@@ -77,24 +70,31 @@ def export_net(net, outputs: list[str] | None = None, opset: int = DEFAULT_OPSET
             raise layers[i].error("ONNX export: a requested output depends on this loss/accuracy layer")
         stack.extend(v for v in inputs_of[i] if v is not None)
 
-    _refuse_stale_views(layers, bottoms, tops, inputs_of, needed_layers)
+    # ONNX values are immutable: Caffe's reads of memory overwritten through another view cannot
+    # be exported faithfully.
+    for stale in flow.stale_view_reads(needed_layers, identity_writes_count=False):
+        writer = layers[stale.writer]
+        raise layers[stale.reader].error(
+            f"ONNX export: reads blob '{names[stale.blob]}' after layer '{writer.name}' "
+            f"({writer.type}) overwrote its memory in place through the view "
+            f"'{names[stale.through]}' (Caffe's shared memory has no ONNX equivalent)")
 
     # Shapes are static from the net (every version of a blob has the blob's shape: in-place
     # layers keep it); the batch axis stays dynamic.
     shapes = {(i, j): tuple(net.blobs[blob].shape) for i in range(len(layers)) for j, blob in enumerate(tops[i])}
-    folds = fusion.plan_unpool_folds(layers, inputs_of, needed_layers, {final[b] for b in outputs}, shapes) if optimize else {}
+    folds = fusion.plan_unpool_folds(flow, layers, needed_layers, {final[b] for b in outputs}, shapes) if optimize else {}
     folded_away = {fold.unpool for fold in folds.values()}
 
     graph = GraphBuilder(opset)
     tensor: dict[tuple[int, int], str] = {}
     graph_inputs = []
     for i in sorted(needed_layers):  # data layers first: their blob names become the input names
-        if layers[i].type in DATA_TYPES:
+        if layers[i].is_data:
             for j, blob in enumerate(tops[i]):
                 tensor[(i, j)] = graph.reserve(blob)
                 graph_inputs.append(_value_info(blob, net.blobs[blob].shape))
     for i in sorted(needed_layers - folded_away):
-        if layers[i].type in DATA_TYPES:
+        if layers[i].is_data:
             continue
         for j, blob in enumerate(tops[i]):
             preferred = blob if final[blob] == (i, j) else f"{blob}@{layers[i].name}"
@@ -103,7 +103,7 @@ def export_net(net, outputs: list[str] | None = None, opset: int = DEFAULT_OPSET
     # Convert in net order.
     for i in sorted(needed_layers - folded_away):
         layer = layers[i]
-        if layer.type in DATA_TYPES:
+        if layer.is_data:
             continue
         if any(v is None for v in inputs_of[i]):
             raise layer.error("ONNX export: a bottom has no producer")
@@ -135,39 +135,6 @@ def export_net(net, outputs: list[str] | None = None, opset: int = DEFAULT_OPSET
     except onnx.checker.ValidationError as err:  # a converter bug, not a user error
         raise RuntimeError(f"exported model does not pass the ONNX checker: {err}") from err
     return model
-
-
-def _shares_memory(layer, n_bottoms: int, n_tops: int) -> bool:
-    """Tops that are views of the bottom in Caffe (Split, Reshape, Flatten, one-part Concat/Slice)."""
-    return layer.shares_memory(0, 0) or (
-        layer.type in ("Concat", "Slice") and n_bottoms == n_tops == 1)
-
-
-def _refuse_stale_views(layers, bottoms, tops, inputs_of, needed_layers) -> None:
-    """In Caffe an in-place layer on a view (say a Flatten top) also overwrites the memory of
-    the blob it views and of that blob's other views; a layer reading one of those afterwards
-    sees the overwritten values (the interpreter too).  ONNX values are immutable, so such a
-    read cannot be exported faithfully: refuse it, naming the layers."""
-    root: dict[str, str] = {}
-    writes: dict[str, list[tuple[int, str]]] = {}  # memory root -> in-place writes (layer, blob)
-    for i, layer in enumerate(layers):
-        for j, blob in enumerate(bottoms[i]):
-            produced = inputs_of[i][j][0] if inputs_of[i][j] is not None else -1
-            for w, writer in writes.get(root.get(blob, blob), ()):
-                if writer != blob and produced < w and i in needed_layers:
-                    raise layer.error(
-                        f"ONNX export: reads blob '{blob}' after layer '{layers[w].name}' "
-                        f"({layers[w].type}) overwrote its memory in place through the view "
-                        f"'{writer}' (Caffe's shared memory has no ONNX equivalent)")
-        views = _shares_memory(layer, len(bottoms[i]), len(tops[i]))
-        for j, blob in enumerate(tops[i]):
-            if j < len(bottoms[i]) and bottoms[i][j] == blob:
-                if layer.type != "Dropout":  # the identity at inference
-                    writes.setdefault(root.get(blob, blob), []).append((i, blob))
-            elif views:
-                root[blob] = root.get(bottoms[i][0], bottoms[i][0])
-            else:
-                root[blob] = blob
 
 
 def _value_info(name: str, shape) -> onnx.ValueInfoProto:

@@ -30,28 +30,19 @@ class UnpoolIntoDeconv:
     geometry: dict
 
 
-def plan_unpool_folds(layers, inputs_of, needed_layers, output_versions, shapes) -> dict[int, UnpoolIntoDeconv]:
-    """Deconvolution layer index -> the fold, for every foldable Unpooling -> Deconvolution pair.
+def plan_unpool_folds(flow, layers, needed_layers, output_versions, shapes) -> dict[int, UnpoolIntoDeconv]:
+    """Deconvolution layer index -> the fold, for every pair of the net's dataflow
+    (``flow.sparse_pairs``: a top-left Unpooling whose top only that layer reads) that the export
+    needs, whose unpooled value is not an output and whose geometry ConvTranspose can express.
     ``shapes``: (layer index, top index) -> the blob shape."""
-    readers: dict[tuple[int, int], list[int]] = {}
-    for i in sorted(needed_layers):
-        for version in inputs_of[i]:
-            if version is not None:
-                readers.setdefault(version, []).append(i)
     folds = {}
-    for u in sorted(needed_layers):
-        # the interpreter's Unpooling says whether its top is zero off a stride grid
-        spread = layers[u].sparse_top_stride()
-        if spread is None or (u, 0) in output_versions:
+    for d, u in sorted(flow.sparse_pairs.items()):
+        if d not in needed_layers or (u, 0) in output_versions:
             continue
-        consumers = readers.get((u, 0), [])
-        if len(consumers) != 1:
+        if layers[d].type != "Deconvolution" or layers[d].n_spatial != 2:
             continue
-        d = consumers[0]
-        if layers[d].type != "Deconvolution" or len(inputs_of[d]) != 1 or layers[d].n_spatial != 2:
-            continue
-        pooled, unpooled = shapes[inputs_of[u][0]], shapes[(u, 0)]
-        geometry = folded_transpose_geometry(spread, layers[d], pooled[2:], unpooled[2:])
+        pooled, unpooled = shapes[flow.reads[u][0]], shapes[(u, 0)]
+        geometry = folded_transpose_geometry(layers[u].sparse_top_stride(), layers[d], pooled[2:], unpooled[2:])
         if geometry is not None:
             folds[d] = UnpoolIntoDeconv(unpool=u, geometry=geometry)
     return folds

@@ -10,6 +10,7 @@ import tempfile
 from collections import OrderedDict
 
 import numpy as np
+import onnx
 
 from caffe_cae.errors import CaffeCaeError
 
@@ -52,7 +53,7 @@ def make_session(model, device: str = "auto", profile_dir: str | None = None):
 
     if device not in DEVICES:
         raise CaffeCaeError(f"--device {device}: choose one of {', '.join(DEVICES)}")
-    source = model.SerializeToString() if hasattr(model, "SerializeToString") else model
+    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
     if isinstance(source, os.PathLike):
         source = os.fspath(source)
     if isinstance(source, str) and not os.path.exists(source):

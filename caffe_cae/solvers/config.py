@@ -1,9 +1,11 @@
 """Reading and checking a SolverParameter the way ``caffe train`` does, and resolving its nets.
 
 ``read_solver`` = Caffe's ``ReadSolverParamsFromTextFileOrDie``: parse, upgrade a legacy
-``solver_type``, and fix ``snapshot_prefix``.  ``train_net_param`` / ``test_net_params`` follow
-``Solver::InitTrainNet`` / ``InitTestNets``: which field names the net(s), and the NetState
-merge (solver default phase, then the net's own state, then ``train_state`` / ``test_state``).
+``solver_type``, and fix ``snapshot_prefix``; ``load_solver`` is the one way in (a path is read,
+a SolverParameter's copy upgraded), so a solver is upgraded once however it is built.
+``train_net_param`` / ``test_net_params`` follow ``Solver::InitTrainNet`` / ``InitTestNets``:
+which field names the net(s), and the NetState merge (solver default phase, then the net's own
+state, then ``train_state`` / ``test_state``).
 """
 from __future__ import annotations
 
@@ -14,11 +16,21 @@ from caffe_cae import prototxt
 from caffe_cae.errors import CaffeCaeError
 from caffe_cae.proto import caffe_pb2
 from caffe_cae.solvers.lr_policy import check_policy
+from caffe_cae.solvers.registry import solver_class
 
 log = logging.getLogger(__name__)
 
-SOLVER_TYPES = ("SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam")
 REGULARIZATION_TYPES = ("L2", "L1")
+
+
+def load_solver(solver) -> caffe_pb2.SolverParameter:
+    """The SolverParameter of a solver prototxt path (:func:`read_solver`) or of a
+    SolverParameter (an upgraded copy; the caller's message is left as it is)."""
+    if not isinstance(solver, caffe_pb2.SolverParameter):
+        return read_solver(solver)
+    param = caffe_pb2.SolverParameter()
+    param.CopyFrom(solver)
+    return upgrade_solver(param, None)
 
 
 def read_solver(path: str | os.PathLike) -> caffe_pb2.SolverParameter:
@@ -104,20 +116,14 @@ def check_snapshot_writable(param: caffe_pb2.SolverParameter, where: str = "solv
 
 def check_solver(param: caffe_pb2.SolverParameter, where: str = "solver") -> None:
     """Refuse settings Caffe would CHECK-fail on, before any net is built."""
-    if param.type not in SOLVER_TYPES:
-        raise CaffeCaeError(
-            f"{where}: unknown solver type '{param.type}'; known: {', '.join(SOLVER_TYPES)}"
-        )
+    solver_type = solver_class(param.type, where)
     check_policy(param, where)
     # Caffe only looks at regularization_type when some local_decay is non-zero.
     if param.weight_decay != 0 and param.regularization_type not in REGULARIZATION_TYPES:
         raise CaffeCaeError(
             f"{where}: unknown regularization_type '{param.regularization_type}'; known: L2, L1"
         )
-    if param.type in ("AdaGrad", "RMSProp") and param.momentum != 0:
-        raise CaffeCaeError(f"{where}: momentum cannot be used with {param.type}")
-    if param.type == "RMSProp" and not 0 <= param.rms_decay < 1:
-        raise CaffeCaeError(f"{where}: rms_decay should lie between 0 and 1 (got {param.rms_decay:g})")
+    solver_type.check_param(param, where)
     if param.iter_size < 1:
         raise CaffeCaeError(f"{where}: iter_size must be >= 1 (got {param.iter_size})")
     if param.average_loss < 1:

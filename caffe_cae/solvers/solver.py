@@ -10,7 +10,8 @@ update (``SGDSolver::ApplyUpdate``), with pycaffe's API.
 Per iteration: clear param diffs; ``iter_size`` x forward-backward (gradients accumulate);
 test / display / lr as Caffe; clip (global L2 norm), then per learnable param normalise
 (/iter_size), regularise (L2 / L1 x decay_mult), the type's update rule (x lr_mult), and
-``W -= step``; ``iter += 1``; snapshot every ``snapshot`` iterations.
+``W -= step``; ``iter += 1``; snapshot every ``snapshot`` iterations.  The solver types
+(:mod:`caffe_cae.solvers.updates`) subclass ``Solver`` with their update rule.
 """
 from __future__ import annotations
 
@@ -29,7 +30,6 @@ from caffe_cae.proto import caffe_pb2
 from caffe_cae.solvers import config, snapshot as snap
 from caffe_cae.solvers.divergence import diverged
 from caffe_cae.solvers.lr_policy import learning_rate
-from caffe_cae.solvers.updates import RULES
 
 log = logging.getLogger(__name__)
 f32 = np.float32
@@ -41,27 +41,40 @@ def _g(value) -> str:
 
 
 class Solver:
-    """A Caffe solver of type ``TYPE`` built from a solver prototxt path or SolverParameter.
+    """A Caffe solver built from a solver prototxt path or SolverParameter; the base of the
+    solver types, each registered (:mod:`caffe_cae.solvers.registry`) under its ``TYPE``.
 
     ``weights``: caffemodel path(s) copied into the train net after construction (``--weights``;
     the solver's own ``weights`` field is applied first, as Caffe does).
     """
 
-    TYPE = "SGD"
+    #: the SolverParameter ``type`` this class implements
+    TYPE = ""
+    #: history blobs per learnable param (Caffe's PreSolve: one; AdaDelta / Adam add a second)
+    HISTORY_SETS = 1
+
+    @classmethod
+    def check_param(cls, param: caffe_pb2.SolverParameter, where: str) -> None:
+        """Refuse the settings this type's Caffe constructor CHECK-fails on."""
+
+    def compute_update_value(self, index: int, diff: np.ndarray, history, scratch: np.ndarray,
+                             local_rate: np.float32) -> None:
+        """Caffe's ``ComputeUpdateValue``: turn param ``index``'s gradient ``diff`` into its step,
+        in place, updating ``history`` (all history blobs, ``HISTORY_SETS`` x params)."""
+        raise NotImplementedError
 
     def __init__(self, solver, weights: str | list[str] | None = None, *, net=None,
                  test_nets=None, param: caffe_pb2.SolverParameter | None = None):
         """``solver``: solver prototxt path or SolverParameter.  ``net`` / ``test_nets``: use
-        these nets instead of building the ones the solver names.  ``param``: the already read
-        SolverParameter of the file ``solver`` (skips reading it again)."""
-        if isinstance(solver, caffe_pb2.SolverParameter):
-            param = caffe_pb2.SolverParameter()
-            param.CopyFrom(solver)
-            param = config.upgrade_solver(param, None)
-            self.source = None
-        else:
-            self.source = str(solver)
-            param = param if param is not None else config.read_solver(self.source)
+        these nets instead of building the ones the solver names.  ``param``: the SolverParameter
+        ``solver`` was already read and upgraded to (:func:`config.load_solver`; skips doing it
+        again)."""
+        if not self.TYPE:
+            raise TypeError("Solver is the base class; build a solver with caffe_cae.get_solver "
+                            "or a solver type's class (SGDSolver, AdamSolver, ...)")
+        self.source = None if isinstance(solver, caffe_pb2.SolverParameter) else str(solver)
+        if param is None:
+            param = config.load_solver(solver)
         self.param = param
         where = self.source or "solver"
         if param.type != self.TYPE:  # as in Caffe, the class (caffe.AdamSolver(...)) decides
@@ -70,7 +83,6 @@ class Solver:
             param.type = self.TYPE
         config.check_solver(param, where)
         config.check_snapshot_writable(param, where)
-        self.rule = RULES[param.type](param)
         self.iter = 0
         self.current_step = 0
         self.callbacks: list = []
@@ -136,8 +148,7 @@ class Solver:
 
     def _init_history(self) -> None:
         params = self.net.learnable_params
-        sets = self.rule.n_history_sets
-        self.history = [np.zeros(p.data.shape, np.float32) for _ in range(sets) for p in params]
+        self.history = [np.zeros(p.data.shape, np.float32) for _ in range(self.HISTORY_SETS) for p in params]
         self._scratch = [np.zeros(p.data.shape, np.float32) for p in params]
         self._lr_mult = [f32(m) for m in self.net.params_lr]
         self._decay_mult = [f32(m) for m in self.net.params_weight_decay]
@@ -283,7 +294,7 @@ class Solver:
                     else:
                         np.multiply(data, local_decay, out=scratch)
                     diff += scratch
-                self.rule.apply(i, diff, history, scratch, local_rate, self.iter)
+                self.compute_update_value(i, diff, history, scratch, local_rate)
                 data -= diff  # Net::Update
 
             _blockwise_update(update, p.diff, p.data, self._scratch[i], self.history)

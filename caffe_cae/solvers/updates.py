@@ -1,4 +1,5 @@
-"""The per-parameter update rules of Caffe's SGD-family solvers (``*Solver::ComputeUpdateValue``).
+"""The solver types, one class per Caffe ``type``: its update rule (``ComputeUpdateValue``), its
+history count and the settings it refuses (the CHECKs in Caffe's solver constructors).
 
 Each rule turns the (normalised, regularised) gradient in ``diff`` into the step that
 ``Net::Update`` subtracts, in place, updating its history blobs.  The arithmetic is float32
@@ -11,6 +12,10 @@ import math
 
 import numpy as np
 
+from caffe_cae.errors import CaffeCaeError
+from caffe_cae.solvers.registry import register
+from caffe_cae.solvers.solver import Solver
+
 f32 = np.float32
 
 
@@ -22,24 +27,19 @@ def decay_squares_into(h: np.ndarray, x: np.ndarray, decay: np.float32, scratch:
     h += scratch
 
 
-class UpdateRule:
-    """Base: how many history blobs per learnable param and the update itself."""
-
-    #: history blobs = n_history_sets x learnable params (AdaDelta, Adam: 2)
-    n_history_sets = 1
-
-    def __init__(self, param):
-        self.param = param
-
-    def apply(self, index: int, diff: np.ndarray, history: list[np.ndarray], scratch: np.ndarray,
-              local_rate: np.float32, it: int) -> None:
-        raise NotImplementedError
+def refuse_momentum(param, where: str, solver_type: str) -> None:
+    """AdaGrad's and RMSProp's ``CHECK_EQ(0, momentum)``."""
+    if param.momentum != 0:
+        raise CaffeCaeError(f"{where}: momentum cannot be used with {solver_type}")
 
 
-class SGDRule(UpdateRule):
-    """V = momentum*V + lr*g; step = V."""
+@register
+class SGDSolver(Solver):
+    """Stochastic gradient descent with momentum: V = momentum*V + lr*g; step = V."""
 
-    def apply(self, index, diff, history, scratch, local_rate, it):
+    TYPE = "SGD"
+
+    def compute_update_value(self, index, diff, history, scratch, local_rate):
         v = history[index]
         momentum = f32(self.param.momentum)
         np.multiply(v, momentum, out=v)
@@ -48,10 +48,14 @@ class SGDRule(UpdateRule):
         diff[...] = v
 
 
-class NesterovRule(UpdateRule):
-    """V_new = momentum*V + lr*g; step = (1+momentum)*V_new - momentum*V_old."""
+@register
+class NesterovSolver(Solver):
+    """Nesterov's accelerated gradient: V_new = momentum*V + lr*g;
+    step = (1+momentum)*V_new - momentum*V_old."""
 
-    def apply(self, index, diff, history, scratch, local_rate, it):
+    TYPE = "Nesterov"
+
+    def compute_update_value(self, index, diff, history, scratch, local_rate):
         v = history[index]
         momentum = f32(self.param.momentum)
         scratch[...] = v  # V_old
@@ -63,10 +67,17 @@ class NesterovRule(UpdateRule):
         diff -= scratch
 
 
-class AdaGradRule(UpdateRule):
-    """H += g^2; step = lr * g / (sqrt(H) + delta)."""
+@register
+class AdaGradSolver(Solver):
+    """AdaGrad (no momentum): H += g^2; step = lr * g / (sqrt(H) + delta)."""
 
-    def apply(self, index, diff, history, scratch, local_rate, it):
+    TYPE = "AdaGrad"
+
+    @classmethod
+    def check_param(cls, param, where):
+        refuse_momentum(param, where, cls.TYPE)
+
+    def compute_update_value(self, index, diff, history, scratch, local_rate):
         h = history[index]
         np.multiply(diff, diff, out=scratch)
         h += scratch
@@ -76,10 +87,20 @@ class AdaGradRule(UpdateRule):
         diff *= local_rate
 
 
-class RMSPropRule(UpdateRule):
-    """H = (1-rms_decay)*g^2 + rms_decay*H; step = lr * g / (sqrt(H) + delta)."""
+@register
+class RMSPropSolver(Solver):
+    """RMSProp (no momentum): H = (1-rms_decay)*g^2 + rms_decay*H;
+    step = lr * g / (sqrt(H) + delta)."""
 
-    def apply(self, index, diff, history, scratch, local_rate, it):
+    TYPE = "RMSProp"
+
+    @classmethod
+    def check_param(cls, param, where):
+        refuse_momentum(param, where, cls.TYPE)
+        if not 0 <= param.rms_decay < 1:
+            raise CaffeCaeError(f"{where}: rms_decay should lie between 0 and 1 (got {param.rms_decay:g})")
+
+    def compute_update_value(self, index, diff, history, scratch, local_rate):
         h = history[index]
         decay_squares_into(h, diff, f32(self.param.rms_decay), scratch)
         np.sqrt(h, out=scratch)
@@ -88,12 +109,15 @@ class RMSPropRule(UpdateRule):
         diff *= local_rate
 
 
-class AdaDeltaRule(UpdateRule):
-    """Zeiler's AdaDelta; history = [E[g^2] per param] + [E[dx^2] per param]."""
+@register
+class AdaDeltaSolver(Solver):
+    """Zeiler's AdaDelta (``momentum`` is the decay rate); history = [E[g^2] per param] +
+    [E[dx^2] per param]."""
 
-    n_history_sets = 2
+    TYPE = "AdaDelta"
+    HISTORY_SETS = 2
 
-    def apply(self, index, diff, history, scratch, local_rate, it):
+    def compute_update_value(self, index, diff, history, scratch, local_rate):
         n = len(history) // 2
         g2, dx2 = history[index], history[n + index]
         momentum = f32(self.param.momentum)
@@ -108,17 +132,20 @@ class AdaDeltaRule(UpdateRule):
         diff *= local_rate
 
 
-class AdamRule(UpdateRule):
-    """Kingma & Ba; history = [m per param] + [v per param]; t = iter + 1."""
+@register
+class AdamSolver(Solver):
+    """Kingma & Ba's Adam (``momentum`` = beta1, ``momentum2`` = beta2, ``delta`` = epsilon);
+    history = [m per param] + [v per param]; t = iter + 1."""
 
-    n_history_sets = 2
+    TYPE = "Adam"
+    HISTORY_SETS = 2
 
-    def apply(self, index, diff, history, scratch, local_rate, it):
+    def compute_update_value(self, index, diff, history, scratch, local_rate):
         n = len(history) // 2
         m, v = history[index], history[n + index]
         beta1 = f32(self.param.momentum)
         beta2 = f32(self.param.momentum2)
-        t = it + 1
+        t = self.iter + 1
         # pow(float, int) is double in C++; the quotient is stored as float.
         correction = f32(math.sqrt(1.0 - math.pow(float(beta2), t)) / (1.0 - math.pow(float(beta1), t)))
         m *= beta1
@@ -129,13 +156,3 @@ class AdamRule(UpdateRule):
         scratch += f32(self.param.delta)
         np.divide(m, scratch, out=diff)
         diff *= f32(local_rate * correction)
-
-
-RULES = {
-    "SGD": SGDRule,
-    "Nesterov": NesterovRule,
-    "AdaGrad": AdaGradRule,
-    "RMSProp": RMSPropRule,
-    "AdaDelta": AdaDeltaRule,
-    "Adam": AdamRule,
-}

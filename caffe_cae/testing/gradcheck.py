@@ -25,7 +25,7 @@ many steps, so no perturbation crosses a tie or the origin.  As in Caffe's
 disagree (it sits on a kink of user-given values) is skipped and counted; more than
 ``max_kink_fraction`` of skipped coordinates is an error.
 
-Random layers: a layer with an ``rng`` attribute (Dropout in TRAIN) gets a freshly seeded
+Random layers (``layer.draws_random_numbers``: Dropout in TRAIN) get a freshly seeded
 generator before every forward, so every evaluation uses the same mask.
 
 ``check_in_place(layer_text, shape)`` compares a one-in/one-out layer run in place (top is the
@@ -142,7 +142,7 @@ def check_gradients(
     kinky = layer.gradient_check == "kink"
     _fill_bottoms(bottoms, bottom_values, rng, kinky)
 
-    reseed = hasattr(layer, "rng")
+    reseed = layer.draws_random_numbers
     rng_seed = seed + 2
 
     def forward() -> None:
@@ -223,7 +223,7 @@ def check_in_place(
         if in_place:
             layer.reshape([shape])
         layer.fill_params(np.random.default_rng(seed + 1))
-        if hasattr(layer, "rng"):
+        if layer.draws_random_numbers:
             layer.rng = np.random.default_rng(seed + 2)
         bottom.data[...] = x
         layer.forward([bottom], [top])

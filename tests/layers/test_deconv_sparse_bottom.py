@@ -10,6 +10,7 @@ from caffe_cae.blob import Blob
 from caffe_cae.im2col import BATCH_INNER_BELOW
 from caffe_cae.layers import create_layer
 from caffe_cae.net import Net
+from caffe_cae.netgraph.steps import LayerStep
 from caffe_cae.proto import caffe_pb2
 from caffe_cae.prototxt import parse_text
 
@@ -114,6 +115,10 @@ def _net(extra="", deconv_bottom="unpooled"):
     return Net(parse_text(text, caffe_pb2.NetParameter, "<test>"), phase=caffe_pb2.TRAIN, seed=4)
 
 
+def _plain_steps(net):
+    net._steps = [LayerStep(step.node, net._blobs) for step in net._steps]
+
+
 def _feed(net, rng):
     net.blobs["data"].data[...] = rng.standard_normal(net.blobs["data"].shape)
     net.blobs["target"].data[...] = rng.standard_normal(net.blobs["target"].shape)
@@ -122,7 +127,7 @@ def _feed(net, rng):
 def test_net_uses_the_sparse_path_after_top_left_unpooling_and_matches_dense():
     rng = np.random.default_rng(5)
     sparse_net, dense_net = _net(), _net()
-    dense_net._spread_sources = {}  # the plain Caffe computation
+    _plain_steps(dense_net)  # the plain Caffe computation
     _feed(sparse_net, rng)
     for name in ("data", "target"):
         dense_net.blobs[name].data[...] = sparse_net.blobs[name].data
@@ -150,7 +155,7 @@ def test_forward_from_the_deconvolution_reads_a_hand_written_bottom_densely():
     got = net.forward(start="deconv", end="deconv")["deconv"]
     assert net.layer_dict["deconv"]._sparse is None
     reference = _net()
-    reference._spread_sources = {}
+    _plain_steps(reference)
     for (name, a), b in zip(net.params.items(), reference.params.values()):
         for pa, pb in zip(a, b):
             pb.data[...] = pa.data
@@ -169,7 +174,7 @@ def test_no_sparse_path_when_the_bottom_may_not_be_the_unpooled_map(extra, decon
     net = _net(extra, deconv_bottom)
     _feed(net, np.random.default_rng(7))
     net.forward_loss()
-    assert net._spread_sources == {}
+    assert net.dataflow.sparse_pairs == {}
     assert net.layer_dict["deconv"]._sparse is None
 
 

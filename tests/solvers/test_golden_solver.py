@@ -21,8 +21,7 @@ def case_dir(request, tmp_path, monkeypatch):
     target = tmp_path / folder.name
     shutil.copytree(folder, target)
     monkeypatch.chdir(target)
-    target.case = request.param
-    return target
+    return request.param  # the case name; the tests run inside its copy
 
 
 def golden_final(folder, data, info, prefix="final"):
@@ -56,7 +55,7 @@ def run_steps(solver, n, loss_blobs):
 
 @pytest.mark.parametrize("case_dir", ALL_CASES, indirect=True)
 def test_training_matches_caffe(case_dir):
-    folder, case_json, info, data = load(case_dir.case)
+    folder, case_json, info, data = load(case_dir)
     solver = get_solver("solver.prototxt")
     solver.net.copy_from("init.caffemodel")
     lrs, losses = run_steps(solver, info["iters"], info["loss_blobs"])
@@ -74,7 +73,7 @@ def test_training_matches_caffe(case_dir):
 
 @pytest.mark.parametrize("case_dir", ALL_CASES, indirect=True)
 def test_resume_from_caffe_snapshot(case_dir):
-    folder, case_json, info, data = load(case_dir.case)
+    folder, case_json, info, data = load(case_dir)
     solver = get_solver("solver.prototxt")
     solver.restore(f"snapshot_iter_{info['iters']}.solverstate")
     assert solver.iter == info["iters"]

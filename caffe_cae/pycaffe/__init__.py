@@ -1,0 +1,1 @@
+"""pycaffe's interface on top of the interpreter's Net: views, callbacks, batch helpers."""

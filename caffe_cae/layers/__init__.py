@@ -22,6 +22,9 @@ FAMILIES = [
     "rearrange",
     "spp",
     "parameter",
+    "classification_loss",
+    "recurrent",
+    "hdf5_output",
 ]
 
 for _family in FAMILIES:

@@ -161,3 +161,17 @@ class RandomLayerMixin:
         return self.rng
 
 
+FLT_MIN = np.finfo(np.float32).tiny
+
+
+def softmax(x: np.ndarray, axis: int, out: np.ndarray) -> np.ndarray:
+    """Numerically stable softmax along ``axis`` written into ``out`` (may alias ``x``)."""
+    np.subtract(x, x.max(axis=axis, keepdims=True), out=out)
+    if out.dtype == np.float32:
+        # glibc's expf is (almost always) correctly rounded, NumPy's SIMD float32 exp is not:
+        # exp in double rounded once reproduces Caffe's caffe_exp bit for bit.
+        np.copyto(out, np.exp(out, dtype=np.float64), casting="same_kind")
+    else:
+        np.exp(out, out=out)
+    out /= out.sum(axis=axis, keepdims=True)
+    return out

@@ -32,6 +32,7 @@ EXEMPT = {
     "ArgMax": "outputs indices; Caffe's backward aborts (Not Implemented Yet)",
     "Parameter": "no computation: the top shares data and diff with the parameter blob "
                  "(tests/layers/test_indexing.py checks the sharing)",
+    "HDF5Output": "no tops: writes its bottoms to a file; Caffe's backward does nothing",
 }
 
 
@@ -81,6 +82,27 @@ def away_from_zero(low, high):
 
 def binary(rng, shape):
     return rng.integers(0, 2, shape).astype(np.float64)
+
+
+def sequence_markers(rng, shape):
+    """cont (T, N): 0/1 with 0 at t = 0, so the state a previous forward left has no effect."""
+    values = binary(rng, shape)
+    values[0] = 0
+    return values
+
+
+def probabilities(rng, shape):
+    """Rows of positive probabilities summing to 1 (MultinomialLogisticLoss inputs)."""
+    p = rng.uniform(0.1, 1.0, shape)
+    return p / p.reshape(shape[0], -1).sum(axis=1).reshape((-1,) + (1,) * (len(shape) - 1))
+
+
+def infogain_matrix(rng, shape):
+    return rng.uniform(0, 1, shape)
+
+
+RECURRENT = ('recurrent_param {{ num_output: {} weight_filler {{ type: "uniform" min: -0.5 max: 0.5 }} '
+             'bias_filler {{ type: "uniform" min: -0.3 max: 0.3 }} {}}}')
 
 
 def sce_targets_with_ignored(rng, shape):
@@ -336,9 +358,6 @@ CONFIGS = [
          [(2, 3, 2, 2), (2, 1, 2, 2)], values=[None, labels(3)]),
     Case("softmax_loss_axis2", "SoftmaxWithLoss", "softmax_param { axis: 2 }",
          [(2, 3, 4), (2, 3)], values=[None, labels(4)]),
-    # top[1] = the probabilities: Caffe's backward ignores its diff.
-    Case("softmax_loss_prob_top", "SoftmaxWithLoss", "", [(3, 4), (3,)],
-         values=[None, labels(4)], tops=2, ignored_tops=(1,)),
     Case("euclidean_loss", "EuclideanLoss", "", [(2, 3, 2), (2, 3, 2)]),
     Case("euclidean_loss_2d", "EuclideanLoss", "", [(4, 5), (4, 5)]),
     Case("euclidean_loss_shapes_differ", "EuclideanLoss", "", [(3, 4, 1, 1), (3, 4)]),
@@ -433,6 +452,51 @@ CONFIGS = [
          values=[None, np.array([2.0, 0.0, 3.0, 2.0, 2.0, 1.0])], check_bottoms=(0,)),
     Case("batch_reindex_subset", "BatchReindex", "", [(5, 2), (2,)],
          values=[None, np.array([4.0, 1.0])], check_bottoms=(0,)),
+    # -- recurrent (RNN, LSTM, LSTMUnit), classification losses (InfogainLoss, HingeLoss,
+    # MultinomialLogisticLoss); HDF5Output is exempt.  Recurrent layers: cont gets no diff, and
+    # like Caffe's unrolled net no diff flows into exposed initial states (bottoms 2+) nor
+    # out of the exposed final-state tops (ignored).
+    Case("rnn", "RNN", RECURRENT.format(4, ""), [(3, 2, 3), (3, 2)],
+         values=[None, sequence_markers]),
+    Case("rnn_4d_input", "RNN", RECURRENT.format(3, ""), [(4, 3, 2, 2), (4, 3)],
+         values=[None, sequence_markers]),
+    Case("rnn_static", "RNN", RECURRENT.format(3, ""), [(3, 2, 2), (3, 2), (2, 4)],
+         values=[None, sequence_markers]),
+    Case("rnn_expose_hidden", "RNN", RECURRENT.format(3, "expose_hidden: true "),
+         [(3, 2, 2), (3, 2), (1, 2, 3)], values=[None, binary], tops=2, ignored_tops=(1,),
+         check_bottoms=(0,)),
+    Case("lstm", "LSTM", RECURRENT.format(3, ""), [(4, 2, 3), (4, 2)],
+         values=[None, sequence_markers]),
+    Case("lstm_static", "LSTM", RECURRENT.format(2, ""), [(3, 2, 3), (3, 2), (2, 2, 2)],
+         values=[None, sequence_markers]),
+    Case("lstm_expose_hidden", "LSTM", RECURRENT.format(3, "expose_hidden: true "),
+         [(3, 2, 2), (3, 2), (1, 2, 3), (1, 2, 3)], values=[None, binary], tops=3,
+         ignored_tops=(1, 2), check_bottoms=(0,)),
+    Case("lstm_expose_hidden_static", "LSTM", RECURRENT.format(2, "expose_hidden: true "),
+         [(2, 3, 2), (2, 3), (3, 2), (1, 3, 2), (1, 3, 2)], values=[None, binary], tops=3,
+         ignored_tops=(1, 2), check_bottoms=(0, 2)),
+    Case("lstm_unit", "LSTMUnit", "", [(1, 3, 4), (1, 3, 16), (1, 3)],
+         values=[None, None, lambda rng, shape: np.array([[1.0, 0.0, 1.0]])], tops=2),
+    Case("infogain_loss_h_bottom", "InfogainLoss", "", [(4, 5), (4,), (5, 5)],
+         values=[None, labels(5), infogain_matrix], check_bottoms=(0,)),
+    Case("infogain_loss_spatial_ignore", "InfogainLoss", "loss_param { ignore_label: 1 }",
+         [(2, 3, 2, 2), (2, 1, 2, 2), (3, 3)], values=[None, labels(3, ignore=1), infogain_matrix],
+         check_bottoms=(0,)),
+    Case("infogain_loss_axis2_full", "InfogainLoss",
+         "infogain_loss_param { axis: 2 } loss_param { normalization: FULL }",
+         [(2, 3, 4), (2, 3), (4, 4)], values=[None, labels(4), infogain_matrix], check_bottoms=(0,)),
+    # prob top: not a loss, its diff is ignored by Caffe's backward
+    Case("infogain_loss_prob_top", "InfogainLoss", "loss_weight: 1 loss_weight: 0",
+         [(3, 4), (3,), (4, 4)], values=[None, labels(4), infogain_matrix], tops=2,
+         ignored_tops=(1,), check_bottoms=(0,)),
+    Case("hinge_loss_l1", "HingeLoss", "", [(4, 5), (4,)],
+         values=[away_from_zero(1.2, 2.5), labels(5)]),
+    Case("hinge_loss_l2", "HingeLoss", "hinge_loss_param { norm: L2 }", [(3, 2, 2, 1), (3,)],
+         values=[None, labels(4)]),
+    Case("multinomial_logistic_loss", "MultinomialLogisticLoss", "", [(4, 5), (4,)],
+         values=[probabilities, labels(5)]),
+    Case("multinomial_logistic_loss_4d", "MultinomialLogisticLoss", "", [(3, 2, 2, 1), (3, 1, 1, 1)],
+         values=[probabilities, labels(4)]),
 ]
 
 

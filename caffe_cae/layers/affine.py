@@ -71,6 +71,7 @@ class BiasLayer(Layer):
     min_bottoms = 1
     max_bottoms = 2
     exact_tops = 1
+    elementwise = True
 
     def setup(self, bottom_shapes):
         p = self.param.bias_param
@@ -125,6 +126,7 @@ class ScaleLayer(Layer):
     min_bottoms = 1
     max_bottoms = 2
     exact_tops = 1
+    elementwise = True
 
     def setup(self, bottom_shapes):
         p = self.param.scale_param

@@ -35,6 +35,7 @@ class BatchNormLayer(Layer):
 
     exact_bottoms = 1
     exact_tops = 1
+    elementwise = True
     backward_ignores_propagate_down = True
 
     def setup(self, bottom_shapes):

@@ -175,3 +175,13 @@ def softmax(x: np.ndarray, axis: int, out: np.ndarray) -> np.ndarray:
         np.exp(out, out=out)
     out /= out.sum(axis=axis, keepdims=True)
     return out
+
+
+def legacy_shape(layer: Layer, shape) -> tuple[int, int, int, int]:
+    """Caffe's ``num()``, ``channels()``, ``height()``, ``width()`` of a blob: missing axes
+    read as 1; a blob with more than 4 axes aborts."""
+    shape = tuple(shape)
+    if len(shape) > 4:
+        raise layer.error(
+            f"Cannot use legacy accessors on Blobs with > 4 axes (bottom shape {list(shape)})")
+    return tuple(shape) + (1,) * (4 - len(shape))  # type: ignore[return-value]

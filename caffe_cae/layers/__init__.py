@@ -19,6 +19,18 @@ FAMILIES = [
     "pooling",
     "unpooling",
     "inner_product",
+    "neuron_math",
+    "reduction",
+    "indexing",
+    "rearrange",
+    "spp",
+    "parameter",
+    "classification_loss",
+    "recurrent",
+    "hdf5_output",
+    "normalization",
+    "affine",
+    "prelu",
 ]
 
 for _family in FAMILIES:

@@ -71,6 +71,9 @@ class Layer:
     draws_random_numbers: bool = False
     #: Caffe runs this layer's backward even when no bottom needs a diff (it writes scratch).
     backward_ignores_propagate_down: bool = False
+    #: The forward leaves in bottom 0's diff what the backward reads (HingeLoss's margins), as
+    #: Caffe's layer does: whatever writes that diff in between changes the gradient.
+    backward_reads_bottom_diff: bool = False
     #: The top is an elementwise function of bottom 0, of its shape (activations, Scale, ...):
     #: it holds no new units (the papers' model size counts units where they are computed).
     elementwise: bool = False

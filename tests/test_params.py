@@ -155,3 +155,54 @@ def test_parse_input_shape(text, shape):
 def test_parse_input_shape_errors(text):
     with pytest.raises(CaffeCaeError, match="expected BLOB=C,H,W"):
         parse_input_shape(text)
+
+
+NONLINEAR = """name: "LogisticRegressionNet"
+layer { name: "data" type: "HDF5Data" top: "data" top: "label" include { phase: TRAIN }
+  hdf5_data_param { source: "examples/hdf5_classification/data/train.txt" batch_size: 10 } }
+layer { name: "fc1" type: "InnerProduct" bottom: "data" top: "fc1" inner_product_param { num_output: 40 } }
+layer { name: "relu1" type: "ReLU" bottom: "fc1" top: "fc1" }
+layer { name: "fc2" type: "InnerProduct" bottom: "fc1" top: "fc2" inner_product_param { num_output: 2 } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc2" bottom: "label" top: "loss" }
+"""
+
+
+def test_no_guess_without_the_data(tmp_path, monkeypatch):
+    """BVLC's hdf5_classification net (4 features -> 40 -> 2: 282 parameters) was counted as MNIST
+    (31482) when its data was absent; now it says what is missing, or reads the data."""
+    import h5py
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.prototxt").write_text(NONLINEAR)
+    with pytest.raises(CaffeCaeError, match=r"blob 'data': cannot tell the shape of data layer 'data' \(HDF5Data\) "
+                                            r"without its data \(cannot read HDF5 list file .*\); give --input-shape"):
+        params.count_params("net.prototxt")
+    assert params.count_params("net.prototxt", input_shapes={"data": (4,), "label": ()}).total == 282
+    folder = tmp_path / "examples/hdf5_classification/data"
+    folder.mkdir(parents=True)
+    with h5py.File(folder / "train.h5", "w") as h5:
+        h5["data"], h5["label"] = np.zeros((30, 4), np.float32), np.zeros(30, np.float32)
+    (folder / "train.txt").write_text("examples/hdf5_classification/data/train.h5\n")
+    report = params.count_params("net.prototxt")
+    assert report.total == 282 and dict(report.rows[0].tops) == {"data": (10, 4), "label": (10,)}
+
+
+def test_readme_example(tmp_path):
+    """README: `caffe-cae params model3.prototxt --input-shape data=1,28,28` before the data exists."""
+    import subprocess
+    import sys
+
+    from tests.helpers.paths import TESTS
+
+    (tmp_path / "model3.prototxt").write_text(generate.net_text("model3", dim=10))
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "caffe_cae", "params", "model3.prototxt", *args], cwd=tmp_path,
+                              capture_output=True, text=True, env={"PYTHONPATH": str(TESTS.parent), "PATH": "/usr/bin:/bin"})
+
+    result = cli("--input-shape", "data=1,28,28")
+    assert result.returncode == 0, result.stderr
+    assert "trainable parameters: 341735" in result.stdout
+    result = cli()
+    assert result.returncode == 1 and "give --input-shape data=C,H,W" in result.stderr

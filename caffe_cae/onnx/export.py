@@ -46,12 +46,27 @@ def export_net(net, outputs: list[str] | None = None, opset: int = DEFAULT_OPSET
     inputs_of = flow.reads
     final = {names[blob]: version for blob, version in flow.final.items()}
 
+    def past_copies(blob, version):
+        """A Split's top (or any same-shaped view) is its bottom's value: name that instead."""
+        while True:
+            i, j = version
+            if len(inputs_of[i]) != 1 or inputs_of[i][0] is None or not layers[i].shares_memory(0, j):
+                return blob, version
+            source = inputs_of[i][0]
+            source_blob = tops[source[0]][source[1]]
+            if final.get(source_blob) != source or net.blobs[source_blob].shape != net.blobs[blob].shape:
+                return blob, version
+            blob, version = source_blob, source
+
     if outputs is None:  # final values that no kept layer reads (in-place reads count per version)
         consumed = {v for i, l in enumerate(layers) if not _dropped(l) for v in inputs_of[i]}
-        outputs = [
-            blob for blob, version in final.items()
-            if version not in consumed and not _dropped(layers[version[0]]) and not layers[version[0]].is_data
-        ]
+        outputs = []
+        for blob, version in final.items():
+            if version in consumed or _dropped(layers[version[0]]):
+                continue
+            blob, version = past_copies(blob, version)  # e.g. the copies a Split made for the losses
+            if not layers[version[0]].is_data and blob not in outputs:
+                outputs.append(blob)
     missing = [b for b in outputs if b not in final]
     if missing:
         raise CaffeCaeError(f"--outputs: no blob named {', '.join(map(repr, missing))}; blobs: {', '.join(final)}")

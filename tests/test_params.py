@@ -188,21 +188,13 @@ def test_no_guess_without_the_data(tmp_path, monkeypatch):
     assert report.total == 282 and dict(report.rows[0].tops) == {"data": (10, 4), "label": (10,)}
 
 
-def test_readme_example(tmp_path):
+def test_readme_example(tmp_path, monkeypatch, capsys):
     """README: `caffe-cae params model3.prototxt --input-shape data=1,28,28` before the data exists."""
-    import subprocess
-    import sys
+    from caffe_cae import cli
 
-    from tests.helpers.paths import TESTS
-
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "model3.prototxt").write_text(generate.net_text("model3", dim=10))
-
-    def cli(*args):
-        return subprocess.run([sys.executable, "-m", "caffe_cae", "params", "model3.prototxt", *args], cwd=tmp_path,
-                              capture_output=True, text=True, env={"PYTHONPATH": str(TESTS.parent), "PATH": "/usr/bin:/bin"})
-
-    result = cli("--input-shape", "data=1,28,28")
-    assert result.returncode == 0, result.stderr
-    assert "trainable parameters: 341735" in result.stdout
-    result = cli()
-    assert result.returncode == 1 and "give --input-shape data=C,H,W" in result.stderr
+    assert cli.main(["params", "model3.prototxt", "--input-shape", "data=1,28,28"]) == 0
+    assert "trainable parameters: 341735" in capsys.readouterr().out
+    assert cli.main(["params", "model3.prototxt"]) == 1
+    assert "give --input-shape data=C,H,W" in capsys.readouterr().err

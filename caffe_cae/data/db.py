@@ -24,10 +24,11 @@ BACKENDS = ("lmdb", "leveldb")
 LEVELDB_HELP = ("LevelDB needs the plyvel package (pip install plyvel); or convert the images to LMDB "
                 "with caffe-cae convert_imageset --backend lmdb and use backend: LMDB")
 
-# py-lmdb refuses to open one environment twice in a process (a train and a test net often read
-# the same database): readers share one read-only Environment per path.
+# Neither py-lmdb nor LevelDB opens one database twice in a process (a train and a test net often
+# read the same one): readers share one handle per path while any of them is alive.
 _lmdb_envs: "weakref.WeakValueDictionary[str, object]" = weakref.WeakValueDictionary()
-_lmdb_lock = threading.Lock()
+_leveldbs: "weakref.WeakValueDictionary[str, _LevelDbHandle]" = weakref.WeakValueDictionary()
+_open_lock = threading.Lock()
 
 
 class DbError(CaffeCaeError):
@@ -51,7 +52,7 @@ def _lmdb():
 def _open_lmdb_env(path: str):
     lmdb = _lmdb()
     key = os.path.realpath(path)
-    with _lmdb_lock:
+    with _open_lock:
         env = _lmdb_envs.get(key)
         if env is not None:
             return env
@@ -129,16 +130,36 @@ class LmdbCursor(Cursor):
         return int(self.env.stat()["entries"])
 
 
-class LeveldbCursor(Cursor):
-    def __init__(self, path: str):
-        super().__init__(path, "leveldb")
-        plyvel = _plyvel()
+class _LevelDbHandle:
+    """Holds a plyvel DB (which takes no weak references); plyvel closes the DB when the last
+    reference (handle or iterator) is gone."""
+
+    def __init__(self, db):
+        self.db = db
+
+
+def _open_leveldb(path: str) -> _LevelDbHandle:
+    plyvel = _plyvel()
+    key = os.path.realpath(path)
+    with _open_lock:
+        handle = _leveldbs.get(key)
+        if handle is not None:
+            return handle
         if not os.path.isdir(path):
             raise DbError(f"LevelDB '{path}': no such database (relative to the working directory {os.getcwd()})")
         try:
-            self.db = plyvel.DB(path, create_if_missing=False)
+            handle = _LevelDbHandle(plyvel.DB(path, create_if_missing=False))
         except (plyvel.Error, OSError) as err:
             raise DbError(f"LevelDB '{path}': cannot open ({one_line(err)})") from None
+        _leveldbs[key] = handle
+        return handle
+
+
+class LeveldbCursor(Cursor):
+    def __init__(self, path: str):
+        super().__init__(path, "leveldb")
+        self.handle = _open_leveldb(path)
+        self.db = self.handle.db
         self.iterator = None
 
     def _advance(self) -> bool:

@@ -36,8 +36,8 @@ class DataLayer(PrefetchingDataLayer):
         self.batch_size = int(p.batch_size)
         if self.batch_size <= 0:
             raise self.error("data_param.batch_size must be positive")
+        self.cursor = self._open()  # Caffe opens the database before it reads the mean file
         self.transformer = DataTransformer(self.param.transform_param, self.phase, self.error, self.random)
-        self.cursor = self._open()
         self._warned_force = False
         first, _ = self._record(self.cursor)
         self.shape = self.transformer.output_shape(first.shape, self.cursor.where())
@@ -109,6 +109,8 @@ class DataLayer(PrefetchingDataLayer):
 
     # -- shapes without loading ------------------------------------------------------------------
     def source_top_shapes(self):
+        # This layer object is not set up: it gets what _record needs, a transformer without
+        # the mean file (shapes do not need it, and it may be elsewhere) and no log lines.
         p = self.param.data_param
         self._warned_force = True
         self.transformer = DataTransformer(without_mean_file(self.param.transform_param), self.phase, self.error,

@@ -121,6 +121,7 @@ class ImageDataLayer(PrefetchingDataLayer):
 
     # -- shapes without loading ------------------------------------------------------------------
     def source_top_shapes(self):
+        # This layer object is not set up: it gets the list and a transformer without the mean file.
         p = self.param.image_data_param
         self.transformer = DataTransformer(without_mean_file(self.param.transform_param), self.phase, self.error,
                                            self.random)

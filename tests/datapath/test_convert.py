@@ -1,13 +1,12 @@
 """``convert_imageset`` and ``compute_image_mean``: Caffe's keys, Datum bytes and mean files
 (the Datums rebuilt here from OpenCV's own reading, as the C++ tool makes them), Caffe's flags."""
 import logging
-import subprocess
-import sys
 
 import lmdb
 import numpy as np
 import pytest
 
+from caffe_cae import cli
 from caffe_cae.data.convert import convert_imageset
 from caffe_cae.data.mean import compute_image_mean
 from caffe_cae.errors import CaffeCaeError
@@ -152,26 +151,32 @@ def test_mean_of_encoded_and_corrupt_databases(images):
         compute_image_mean("raw")
 
 
-def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "caffe_cae", *args], cwd=cwd, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[2]),
-                               "PATH": "/usr/bin:/bin"})
-
-
-def test_command_line_with_caffes_flag_spellings(images):
-    result = run_cli("convert_imageset", "--resize_height=7", "-resize_width", "8", "--shuffle=false", "-gray",
-                     "--noencoded", "imgs/", "list.txt", "db", "-backend=lmdb", cwd=images)
-    assert result.returncode == 0, result.stderr
-    assert "A total of 4 images." in result.stderr and "Processed 4 files." in result.stderr
+def test_command_line_with_caffes_flag_spellings(images, caplog, capsys):
+    with caplog.at_level(logging.INFO):
+        assert cli.main(["convert_imageset", "--resize_height=7", "-resize_width", "8", "--shuffle=false", "-gray",
+                         "--noencoded", "imgs/", "list.txt", "db", "-backend=lmdb"]) == 0
+    assert "A total of 4 images." in caplog.text and "Processed 4 files." in caplog.text
     datum = caffe_pb2.Datum.FromString(records(images / "db")[0][1])
     assert (datum.channels, datum.height, datum.width) == (1, 7, 8)
-    result = run_cli("compute_image_mean", "-backend=lmdb", "db", "mean.binaryproto", cwd=images)
-    assert result.returncode == 0, result.stderr
-    assert "Number of channels: 1" in result.stderr and "mean_value channel [0]:" in result.stderr
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert cli.main(["compute_image_mean", "-backend=lmdb", "db", "mean.binaryproto"]) == 0
+    assert "Number of channels: 1" in caplog.text and "mean_value channel [0]:" in caplog.text
     mean = read_binary(images / "mean.binaryproto", caffe_pb2.BlobProto, "mean")
     assert (mean.channels, mean.height, mean.width) == (1, 7, 8)
-    result = run_cli("compute_image_mean", "nothere", cwd=images)
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (
-        f"caffe-cae compute_image_mean: error: LMDB 'nothere': no such database (relative to the working "
-        f"directory {images})")
+    capsys.readouterr()
+    assert cli.main(["compute_image_mean", "nothere"]) == 1
+    assert capsys.readouterr().err == (f"caffe-cae compute_image_mean: error: LMDB 'nothere': no such database "
+                                       f"(relative to the working directory {images})\n")
+
+
+def test_a_bad_record_stops_a_command_with_one_line(images, capsys):
+    """`caffe-cae time` on a net whose database holds a record that is no Datum."""
+    from tests.helpers.datasets import data_net, raw_datum, write_lmdb
+
+    write_lmdb(images / "bad_db", [raw_datum(RGB[0].transpose(2, 0, 1), 0), b"\x0a\xff\xff"])
+    (images / "net.prototxt").write_text(str(data_net("bad_db", 2, data_param="prefetch: 0")))
+    assert cli.main(["time", "--model", "net.prototxt", "--iterations", "2"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("caffe-cae time: error: layer 'data' (Data): record 1 (key '00000001') of LMDB "
+                            "'bad_db': not a Datum (") and error.count("\n") == 1

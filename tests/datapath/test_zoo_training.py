@@ -13,6 +13,7 @@ import pytest
 
 import caffe_cae
 from caffe_cae import params
+from caffe_cae.cli import main
 from caffe_cae.data.convert import convert_imageset
 from caffe_cae.data.mean import compute_image_mean
 from caffe_cae.data.transformer import read_mean_file
@@ -192,7 +193,19 @@ def test_export_a_train_val_net_without_its_data(tmp_path, monkeypatch):
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_lenet_trains_from_the_command_line_on_convert_imageset_lmdbs(tmp_path):
+def test_export_takes_the_input_shape_from_the_transform_parameters(tmp_path, monkeypatch):
+    """SqueezeNet's crop_size and three mean values fix 3 x 227 x 227: no data, no flag."""
+    from caffe_cae.onnx import export
+
+    monkeypatch.chdir(tmp_path)
+    model = export(str(NETS["squeezenet_v1.0_train_val"].path))
+    (data,) = model.graph.input
+    dims = [d.dim_param or d.dim_value for d in data.type.tensor_type.shape.dim]
+    assert data.name == "data" and dims == ["N", 3, 227, 227]
+    assert [o.name for o in model.graph.output] == ["pool10"]
+
+
+def test_lenet_trains_from_the_command_line_on_convert_imageset_lmdbs(tmp_path, monkeypatch):
     """Caffe's MNIST example: convert_imageset, then `caffe train --solver lenet_solver.prototxt`."""
     images = random_images(20, (28, 28), seed=4)
     lines = write_image_files(tmp_path / "digits", images, np.arange(20) % 10)
@@ -210,8 +223,10 @@ def test_lenet_trains_from_the_command_line_on_convert_imageset_lmdbs(tmp_path):
         assert result.returncode == 0, result.stderr
         return result.stderr
 
+    monkeypatch.chdir(tmp_path)
     for split in ("train", "test"):
-        cli("convert_imageset", "--gray", "--shuffle", "digits/", "digits/list.txt", f"examples/mnist/mnist_{split}_lmdb")
+        assert main(["convert_imageset", "--gray", "--shuffle", "digits/", "digits/list.txt",
+                     f"examples/mnist/mnist_{split}_lmdb"]) == 0
     log = cli("train", "--solver", "examples/mnist/lenet_solver.prototxt")
     for line in ("Opened lmdb examples/mnist/mnist_train_lmdb", "output data size: 64,1,28,28",
                  "Opened lmdb examples/mnist/mnist_test_lmdb", "output data size: 100,1,28,28",

@@ -159,6 +159,9 @@ def test_leveldb_reads_the_same_records(tmp_path):
     net = caffe_cae.Net(data_net(str(tmp_path / "ldb"), 4, backend="LEVELDB"), caffe_cae.TEST)
     net.forward()
     np.testing.assert_array_equal(net.blobs["label"].data, LABELS[[0, 1, 2, 0]])
+    other = caffe_cae.Net(data_net(str(tmp_path / "ldb"), 2, backend="LEVELDB"), caffe_cae.TEST)  # LevelDB locks
+    other.forward()
+    np.testing.assert_array_equal(other.blobs["label"].data, LABELS[[0, 1]])
 
 
 def test_leveldb_without_plyvel_says_how_to_convert(tmp_path, monkeypatch):

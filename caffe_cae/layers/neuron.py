@@ -2,7 +2,8 @@
 
 One bottom, one top of the same shape.  All but AbsVal may run in place (top == bottom, the
 same Blob), as in Caffe; backward formulas then read the (overwritten) bottom exactly as
-Caffe's do.
+Caffe's do.  Sigmoid and TanH have a fast path (cache-sized blocks on
+:mod:`caffe_cae.parallel`'s threads) and, under the reference engine, the plain formula.
 """
 from __future__ import annotations
 
@@ -10,18 +11,12 @@ import zlib
 
 import numpy as np
 
+from caffe_cae import engine, tuning
 from caffe_cae.layers.base import Layer
 from caffe_cae.layers.common import RandomLayerMixin
 from caffe_cae.layers.registry import register
 from caffe_cae.parallel import split
 from caffe_cae.proto import caffe_pb2
-
-
-#: Elements per block of the double-precision elementwise code below: its float64 temporaries
-#: (512 KiB) stay in the CPU cache instead of streaming through memory, and the blocks are
-#: large enough that two threads rarely wait for each other's GIL hand-over between NumPy calls
-#: (1.5 M elements, 2 threads: 32 K blocks 4.1 ms, 64 K 3.8 ms, 8 K 12.7 ms).
-BLOCK = 1 << 16
 
 
 def _flat(a: np.ndarray) -> np.ndarray | None:
@@ -30,17 +25,31 @@ def _flat(a: np.ndarray) -> np.ndarray | None:
 
 
 def _blockwise(size: int, kernel, temporaries) -> None:
-    """Run ``kernel(lo, hi, *buffers)`` over ``range(size)`` in BLOCK-sized pieces, the pieces
-    shared out to :mod:`caffe_cae.parallel`'s threads (each with its own ``temporaries``,
-    a list of dtypes)."""
+    """Run ``kernel(lo, hi, *buffers)`` over ``range(size)`` in pieces of
+    ``tuning.ELEMENTWISE_BLOCK``, the pieces shared out to :mod:`caffe_cae.parallel`'s threads
+    (each with its own ``temporaries``, a list of dtypes)."""
+    block = tuning.ELEMENTWISE_BLOCK
 
     def part(start, stop):
-        buffers = [np.empty(min(BLOCK, stop - start), dtype) for dtype in temporaries]
-        for lo in range(start, stop, BLOCK):
-            hi = min(stop, lo + BLOCK)
+        buffers = [np.empty(min(block, stop - start), dtype) for dtype in temporaries]
+        for lo in range(start, stop, block):
+            hi = min(stop, lo + block)
             kernel(lo, hi, *(buf[:hi - lo] for buf in buffers))
 
     split(part, size, size)
+
+
+def sigmoid_reference(x: np.ndarray, out: np.ndarray) -> None:
+    """Caffe's formula as written, in double, rounded once to ``out``'s type.  NumPy's double
+    ``tanh`` is not glibc's (which Caffe calls): where ``0.5 * tanh + 0.5`` cancels (x below
+    about -10) its last-bit differences survive, a few float32 ulps of those tiny values;
+    :func:`sigmoid` is bit-exact, and ``math.tanh`` here would cost ~140 ns per element."""
+    np.copyto(out, 0.5 * np.tanh(0.5 * x.astype(np.float64)) + 0.5, casting="same_kind")
+
+
+def sigmoid_grad_reference(y: np.ndarray, dy: np.ndarray, out: np.ndarray) -> None:
+    """Caffe's ``top_diff * sigmoid_x * (1. - sigmoid_x)``: float product, then double."""
+    np.copyto(out, (dy * y) * (1.0 - y.astype(np.float64)), casting="same_kind")
 
 
 def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -58,6 +67,9 @@ def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     (``tests/layers/test_sigmoid_rounding.py``)."""
     if out is None:
         out = np.empty_like(x)
+    if engine.reference():
+        sigmoid_reference(x, out)
+        return out
     xf, of = _flat(x), _flat(out)
     if xf is None or of is None:
         result = np.empty(x.shape, x.dtype)
@@ -84,10 +96,8 @@ def sigmoid_grad(y: np.ndarray, dy: np.ndarray, out: np.ndarray) -> None:
     product in float, the double ``1.`` makes the last one double, rounded once to float.
     ``out`` may be ``dy`` (in place); the work runs in cache-sized blocks."""
     yf, dyf, of = _flat(y), _flat(dy), _flat(out)
-    if yf is None or dyf is None or of is None:
-        grad = np.subtract(1.0, y, dtype=np.float64)
-        grad *= dy * y
-        np.copyto(out, grad, casting="same_kind")
+    if engine.reference() or yf is None or dyf is None or of is None:
+        sigmoid_grad_reference(y, dy, out)
         return
 
     def kernel(lo, hi, one_minus, product):
@@ -126,7 +136,7 @@ class TanHLayer(NeuronLayer):
     def forward(self, bottom, top):
         x, y = bottom[0].data, top[0].data
         xf, yf = _flat(x), _flat(y)
-        if xf is None or yf is None:
+        if engine.reference() or xf is None or yf is None:
             np.tanh(x, out=y)
             return
         split(lambda lo, hi: np.tanh(xf[lo:hi], out=yf[lo:hi]), xf.size, xf.size)
@@ -137,7 +147,7 @@ class TanHLayer(NeuronLayer):
         # dx = dy * (1 - y*y) in float (Caffe's int 1), in place (dx may be dy)
         y, dy, dx = top[0].data, top[0].diff, bottom[0].diff
         yf, dyf, dxf = _flat(y), _flat(dy), _flat(dx)
-        if yf is None or dyf is None or dxf is None:
+        if engine.reference() or yf is None or dyf is None or dxf is None:
             dx[...] = dy * (1 - y * y)
             return
 

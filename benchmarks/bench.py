@@ -254,6 +254,9 @@ def run_worker(kind: str, model: str, args) -> dict:
     if args.wait == "passive":
         env.update(PASSIVE_WAIT)
     env["CAFFE_CAE_ENGINE"] = args.engine
+    # the workers time this checkout's caffe_cae, not whichever one is installed
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.dirname(HERE),
+                                                      env.get("PYTHONPATH")]))
     command = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--models", model,
                "--batch", str(args.batch), "--iters", str(args.iters), "--warmup",
                str(args.warmup), "--threads", str(args.threads), "--clock", args.clock,

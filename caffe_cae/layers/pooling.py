@@ -18,8 +18,10 @@ not a global index (ONNX MaxPool's indices are int64 over N*C*H*W instead).  Noh
 reads this mask.  Caffe ignores the mask top's diff.
 
 Vectorisation: windows are visited as ``kernel_h * kernel_w`` strided views of the (padded)
-input, each a whole-batch array operation (MAX: the batch split over
-:mod:`caffe_cae.parallel`'s threads).
+input, each a whole-batch array operation.  MAX has a fast path (the batch split over
+:mod:`caffe_cae.parallel`'s threads, int8 offsets, a scatter without accumulation where the
+windows are disjoint) and, under the reference engine, Caffe's argmax loop and
+``bottom_diff[mask] += top_diff`` (``forward_reference``/``backward_reference``).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import math
 
 import numpy as np
 
+from caffe_cae import engine
 from caffe_cae.im2col import Workspace
 from caffe_cae.layers.base import Layer
 from caffe_cae.layers.registry import register
@@ -224,22 +227,60 @@ class PoolingLayer(Layer):
         self._n_tops = n_top
 
 
-    # -- forward ----------------------------------------------------------------------------
-    def forward(self, bottom, top):
-        x = bottom[0].data
-        if self.method == P.AVE:
-            src = self.grid.source(x, 0.0, self._ws, "src")
-            y = top[0].data
-            sum_windows(src, self.grid, y)
-            y /= self.grid.pool_size.astype(y.dtype)
+    # -- reference engine: Caffe's loops over the windows -------------------------------
+    def forward_reference(self, bottom, top):
+        x, y, grid = bottom[0].data, top[0].data, self.grid
+        if self.method == P.AVE:  # the sum of each window (padded cells 0) / pool_size
+            sum_windows(grid.source(x, 0.0, self._ws, "src"), grid, y)
+            y /= grid.pool_size.astype(y.dtype)
             return
-        idx = self._max_forward(x, top[0].data)
-        if len(top) > 1:  # float per-plane argmax index h*W + w (-1 for an empty window)
+        src = grid.source(x, -np.inf, self._ws, "src")  # padded cells never win
+        views = [grid.view(src, i, j) for i, j in grid.offsets]
+        y[...] = views[0]
+        idx = np.zeros(y.shape, np.int64)  # the winning kernel offset
+        for k, v in enumerate(views[1:], start=1):
+            better = v > y  # strict: the first maximum in scan order stays
+            y[better], idx[better] = v[better], k
+        y[:, :, grid.empty] = -FLT_MAX  # a window without image cells
+        self._argmax = idx
+        self._write_mask(idx, top)
+
+    def backward_reference(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        grid, dx, dy = self.grid, bottom[0].diff, top[0].diff
+        if self.method == P.AVE:  # each window's cells += top_diff / pool_size
+            buf = grid.scatter_buffer(dx, self._ws, "dsrc")
+            spread_windows(dy / grid.pool_size.astype(dy.dtype), grid, buf)
+            grid.gather_back(buf, dx)
+            return
+        if self._argmax is None:
+            raise self.error("backward before forward")
+        # bottom_diff[plane + mask] += top_diff in Caffe's (n, c, ph, pw) order; an empty
+        # window's mask -1 reaches the previous plane's last cell (the first plane's is lost).
+        plane = dx.shape[2] * dx.shape[3]
+        local = np.where(grid.empty, -1, grid.base + grid.offset_index[self._argmax])
+        planes = np.arange(dx.shape[0] * dx.shape[1]).reshape(dx.shape[:2] + (1, 1))
+        index = local + plane * planes
+        keep = index >= 0
+        dx.fill(0)
+        np.add.at(dx.reshape(-1), index[keep], dy[keep])
+
+    def _write_mask(self, idx, top):
+        """The mask top: float per-plane argmax index h*W + w (-1 for an empty window)."""
+        if len(top) > 1:
             mask = top[1].data
             np.take(self.grid.offset_index.astype(mask.dtype), idx, out=mask)
             mask += self.grid.base.astype(mask.dtype)
             if self.grid.empty.any():
                 mask[:, :, self.grid.empty] = -1
+
+    # -- forward ----------------------------------------------------------------------------
+    def forward(self, bottom, top):
+        if engine.reference() or self.method == P.AVE:
+            return self.forward_reference(bottom, top)
+        idx = self._max_forward(bottom[0].data, top[0].data)
+        self._write_mask(idx, top)
 
     def _max_forward(self, x, y):
         """y = window maxima; returns the winning kernel-offset number per output."""
@@ -272,6 +313,8 @@ class PoolingLayer(Layer):
 
     # -- backward ---------------------------------------------------------------------------
     def backward(self, top, propagate_down, bottom):
+        if engine.reference():
+            return self.backward_reference(top, propagate_down, bottom)
         if not propagate_down[0]:
             return
         grid = self.grid

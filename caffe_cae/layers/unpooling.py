@@ -31,7 +31,7 @@ import numpy as np
 from caffe_cae import engine
 from caffe_cae.im2col import Workspace
 from caffe_cae.layers.base import Layer
-from caffe_cae.layers.pooling import WindowGrid, kernel_stride_pad, spread_windows, sum_windows
+from caffe_cae.layers.windows import WindowGrid, kernel_stride_pad, spread_windows, sum_windows
 from caffe_cae.layers.registry import register
 from caffe_cae.parallel import copyto, split
 from caffe_cae.proto import caffe_pb2

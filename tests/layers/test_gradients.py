@@ -565,6 +565,7 @@ def _case_id(case):
     return case.id
 
 
+@pytest.mark.usefixtures("each_engine")
 @pytest.mark.parametrize("case", CONFIGS, ids=_case_id)
 def test_layer_gradient(case):
     assert case.type in LAYERS, f"layer type {case.type!r} is not registered"
@@ -596,6 +597,7 @@ IN_PLACE = [
 ]
 
 
+@pytest.mark.usefixtures("each_engine")
 @pytest.mark.parametrize("type_name,text,phase", [c[1:] for c in IN_PLACE],
                          ids=[c[0] for c in IN_PLACE])
 def test_in_place_matches_out_of_place(type_name, text, phase):

@@ -58,15 +58,24 @@ def test_a_batch_larger_than_the_database_wraps_inside_the_batch(db):
     np.testing.assert_array_equal(net.blobs["label"].data, LABELS[[0, 1, 2, 3, 4, 5, 6, 0, 1, 2]])
 
 
-@pytest.mark.parametrize("depth", [0, 1, 4, 9])
+@pytest.mark.parametrize("depth", [0, 1, 4, 9, "reference engine"])
 def test_prefetching_never_reorders_records_nor_random_draws(db, depth):
-    """The same seed gives the same batches whatever the prefetch depth (random crop + mirror)."""
+    """The same seed gives the same batches whatever the prefetch depth (random crop + mirror);
+    the reference engine reads synchronously, on no worker thread."""
+    from caffe_cae import engine
+
     def run(prefetch):
         net = caffe_cae.Net(data_net(db, 3, "crop_size: 3 mirror: true", f"prefetch: {prefetch}"), caffe_cae.TRAIN,
                             seed=11)
-        return batches(net, 6)
+        return batches(net, 6), net
 
-    reference, got = run(0), run(depth)
+    reference, _ = run(0)
+    if depth == "reference engine":
+        with engine.using(engine.REFERENCE):
+            got, net = run(4)
+        assert net.layers[0].prefetcher._pool is None
+    else:
+        got, _ = run(depth)
     for (d0, l0), (d1, l1) in zip(reference, got):
         np.testing.assert_array_equal(d1, d0)
         np.testing.assert_array_equal(l1, l0)

@@ -6,6 +6,9 @@ from caffe_cae.layers.registry import LAYERS, create_layer, layer_class, registe
 # One module per layer family (caffe_cae/layers/<family>.py); importing registers its layers.
 FAMILIES = [
     "data",
+    "db_data",
+    "image_data",
+    "window_data",
     "neuron",
     "shape",
     "eltwise",
@@ -22,12 +25,12 @@ FAMILIES = [
     "rearrange",
     "spp",
     "parameter",
-    "normalization",
-    "affine",
-    "prelu",
     "classification_loss",
     "recurrent",
     "hdf5_output",
+    "normalization",
+    "affine",
+    "prelu",
 ]
 
 for _family in FAMILIES:

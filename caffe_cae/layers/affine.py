@@ -68,10 +68,10 @@ class BiasLayer(Layer):
     """y = x + b, b broadcast; in place allowed.  The bias gradient is added into the learned
     blob's diff, or assigned to bottom 1's diff."""
 
-    elementwise = True
     min_bottoms = 1
     max_bottoms = 2
     exact_tops = 1
+    elementwise = True
 
     def setup(self, bottom_shapes):
         p = self.param.bias_param
@@ -123,10 +123,10 @@ class ScaleLayer(Layer):
     have one element (outer = 1) and s more than one.
     """
 
-    elementwise = True
     min_bottoms = 1
     max_bottoms = 2
     exact_tops = 1
+    elementwise = True
 
     def setup(self, bottom_shapes):
         p = self.param.scale_param

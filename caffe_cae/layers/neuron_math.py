@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from caffe_cae.elementwise import blockwise, flat_view, sigmoid
-from caffe_cae.layers.base import Layer
+from caffe_cae.layers.base import NeuronLayer
 from caffe_cae.layers.registry import register
 
 F32 = np.float32
@@ -25,17 +25,6 @@ F32 = np.float32
 def ieee():
     """inf/nan results without warnings, as in C++."""
     return np.errstate(over="ignore", divide="ignore", invalid="ignore")
-
-
-class ElementwiseLayer(Layer):
-    """Caffe's NeuronLayer: exactly one bottom and one top, top shaped like the bottom."""
-
-    elementwise = True
-    exact_bottoms = 1
-    exact_tops = 1
-
-    def reshape(self, bottom_shapes):
-        return [tuple(bottom_shapes[0])]
 
 
 def in_double(out: np.ndarray, formula, *inputs: np.ndarray) -> None:
@@ -62,7 +51,7 @@ def _as(dtype, value) -> np.generic:
 
 
 @register("ELU")
-class ELULayer(ElementwiseLayer):
+class ELULayer(NeuronLayer):
     """y = max(x, 0) + alpha * (exp(min(x, 0)) - 1); dy/dx = 1 for x > 0, else alpha + y."""
 
     def setup(self, bottom_shapes):
@@ -88,7 +77,7 @@ class ELULayer(ElementwiseLayer):
 
 
 @register("BNLL")
-class BNLLLayer(ElementwiseLayer):
+class BNLLLayer(NeuronLayer):
     """y = log(1 + exp(x)), as x + log(1 + exp(-x)) for x > 0; dy/dx = e / (e + 1) with
     e = exp(min(x, 50))."""
 
@@ -117,7 +106,7 @@ class BNLLLayer(ElementwiseLayer):
         in_double(bottom[0].diff, grad, bottom[0].data, top[0].diff)
 
 
-def _log_of_base(layer: Layer, base: float) -> float:
+def _log_of_base(layer: NeuronLayer, base: float) -> float:
     """Caffe's ``log_base`` of Exp/Log: 1 for base -1 (= e), else log(base) > 0 checked."""
     if base == -1.0:
         return 1.0
@@ -130,7 +119,7 @@ def _log_of_base(layer: Layer, base: float) -> float:
 
 
 @register("Exp")
-class ExpLayer(ElementwiseLayer):
+class ExpLayer(NeuronLayer):
     """y = base^(shift + scale * x) computed as outer * exp(inner * x), with inner =
     log(base) * scale and outer = base^shift (e^shift for base -1); dy/dx = inner * y."""
 
@@ -167,7 +156,7 @@ class ExpLayer(ElementwiseLayer):
 
 
 @register("Log")
-class LogLayer(ElementwiseLayer):
+class LogLayer(NeuronLayer):
     """y = log_base(shift + scale * x) (natural log for base -1); dy/dx = scale / log(base) /
     (shift + scale * x)."""
 
@@ -211,7 +200,7 @@ class LogLayer(ElementwiseLayer):
 
 
 @register("Threshold")
-class ThresholdLayer(ElementwiseLayer):
+class ThresholdLayer(NeuronLayer):
     """y = 1 where x > threshold (strictly), else 0.  No backward: Caffe aborts."""
 
     #: Caffe's Backward_cpu aborts whenever the Net runs it, whatever propagate_down says.
@@ -232,7 +221,7 @@ class ThresholdLayer(ElementwiseLayer):
 
 
 @register("Clip")
-class ClipLayer(ElementwiseLayer):
+class ClipLayer(NeuronLayer):
     """y = max(min, min(x, max)) (std::min/std::max: a NaN input gives min); the diff passes
     where min <= x <= max (inclusive)."""
 
@@ -260,7 +249,7 @@ class ClipLayer(ElementwiseLayer):
 
 
 @register("Swish")
-class SwishLayer(ElementwiseLayer):
+class SwishLayer(NeuronLayer):
     """y = x * sigmoid(beta * x) (Caffe's double sigmoid of the float beta * x);
     dy/dx = beta * y + s * (1 - beta * y) with s = sigmoid(beta * x) kept from the forward."""
 

@@ -33,9 +33,9 @@ class BatchNormLayer(Layer):
     ``propagate_down`` says, as Caffe's does.
     """
 
-    elementwise = True  # no new units (the papers' model size)
     exact_bottoms = 1
     exact_tops = 1
+    elementwise = True
     backward_ignores_propagate_down = True
 
     def setup(self, bottom_shapes):

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe_cae.layers.base import Layer
+from caffe_cae.layers.base import NeuronLayer
 from caffe_cae.layers.common import legacy_shape
 from caffe_cae.layers.registry import register
 from caffe_cae.proto import caffe_pb2
 
 
 @register("PReLU")
-class PReLULayer(Layer):
+class PReLULayer(NeuronLayer):
     """Default slope filler: constant 0.25.  In place allowed (the bottom is copied first, for
     the backward).  The gradient at x == 0 takes the slope, as in Caffe (``x <= 0``)."""
 
-    elementwise = True
-    exact_bottoms = 1
-    exact_tops = 1
     gradient_check = "kink"
 
     def setup(self, bottom_shapes):

@@ -27,6 +27,9 @@ EXEMPT = {
     "HDF5Data": "data layer: no bottoms, reads files",
     "MemoryData": "data layer: no bottoms",
     "DummyData": "data layer: no bottoms",
+    "Data": "data layer: no bottoms, reads a database",
+    "ImageData": "data layer: no bottoms, reads image files",
+    "WindowData": "data layer: no bottoms, reads image files",
     "Accuracy": "not differentiable; Caffe's backward aborts (NOT_IMPLEMENTED)",
     "Threshold": "a step function; Caffe's backward aborts (Not Implemented Yet)",
     "ArgMax": "outputs indices; Caffe's backward aborts (Not Implemented Yet)",
@@ -452,6 +455,51 @@ CONFIGS = [
          values=[None, np.array([2.0, 0.0, 3.0, 2.0, 2.0, 1.0])], check_bottoms=(0,)),
     Case("batch_reindex_subset", "BatchReindex", "", [(5, 2), (2,)],
          values=[None, np.array([4.0, 1.0])], check_bottoms=(0,)),
+    # -- recurrent (RNN, LSTM, LSTMUnit), classification losses (InfogainLoss, HingeLoss,
+    # MultinomialLogisticLoss); HDF5Output is exempt.  Recurrent layers: cont gets no diff, and
+    # like Caffe's unrolled net no diff flows into exposed initial states (bottoms 2+) nor
+    # out of the exposed final-state tops (ignored).
+    Case("rnn", "RNN", RECURRENT.format(4, ""), [(3, 2, 3), (3, 2)],
+         values=[None, sequence_markers]),
+    Case("rnn_4d_input", "RNN", RECURRENT.format(3, ""), [(4, 3, 2, 2), (4, 3)],
+         values=[None, sequence_markers]),
+    Case("rnn_static", "RNN", RECURRENT.format(3, ""), [(3, 2, 2), (3, 2), (2, 4)],
+         values=[None, sequence_markers]),
+    Case("rnn_expose_hidden", "RNN", RECURRENT.format(3, "expose_hidden: true "),
+         [(3, 2, 2), (3, 2), (1, 2, 3)], values=[None, binary], tops=2, ignored_tops=(1,),
+         check_bottoms=(0,)),
+    Case("lstm", "LSTM", RECURRENT.format(3, ""), [(4, 2, 3), (4, 2)],
+         values=[None, sequence_markers]),
+    Case("lstm_static", "LSTM", RECURRENT.format(2, ""), [(3, 2, 3), (3, 2), (2, 2, 2)],
+         values=[None, sequence_markers]),
+    Case("lstm_expose_hidden", "LSTM", RECURRENT.format(3, "expose_hidden: true "),
+         [(3, 2, 2), (3, 2), (1, 2, 3), (1, 2, 3)], values=[None, binary], tops=3,
+         ignored_tops=(1, 2), check_bottoms=(0,)),
+    Case("lstm_expose_hidden_static", "LSTM", RECURRENT.format(2, "expose_hidden: true "),
+         [(2, 3, 2), (2, 3), (3, 2), (1, 3, 2), (1, 3, 2)], values=[None, binary], tops=3,
+         ignored_tops=(1, 2), check_bottoms=(0, 2)),
+    Case("lstm_unit", "LSTMUnit", "", [(1, 3, 4), (1, 3, 16), (1, 3)],
+         values=[None, None, lambda rng, shape: np.array([[1.0, 0.0, 1.0]])], tops=2),
+    Case("infogain_loss_h_bottom", "InfogainLoss", "", [(4, 5), (4,), (5, 5)],
+         values=[None, labels(5), infogain_matrix], check_bottoms=(0,)),
+    Case("infogain_loss_spatial_ignore", "InfogainLoss", "loss_param { ignore_label: 1 }",
+         [(2, 3, 2, 2), (2, 1, 2, 2), (3, 3)], values=[None, labels(3, ignore=1), infogain_matrix],
+         check_bottoms=(0,)),
+    Case("infogain_loss_axis2_full", "InfogainLoss",
+         "infogain_loss_param { axis: 2 } loss_param { normalization: FULL }",
+         [(2, 3, 4), (2, 3), (4, 4)], values=[None, labels(4), infogain_matrix], check_bottoms=(0,)),
+    # prob top: not a loss, its diff is ignored by Caffe's backward
+    Case("infogain_loss_prob_top", "InfogainLoss", "loss_weight: 1 loss_weight: 0",
+         [(3, 4), (3,), (4, 4)], values=[None, labels(4), infogain_matrix], tops=2,
+         ignored_tops=(1,), check_bottoms=(0,)),
+    Case("hinge_loss_l1", "HingeLoss", "", [(4, 5), (4,)],
+         values=[away_from_zero(1.2, 2.5), labels(5)]),
+    Case("hinge_loss_l2", "HingeLoss", "hinge_loss_param { norm: L2 }", [(3, 2, 2, 1), (3,)],
+         values=[None, labels(4)]),
+    Case("multinomial_logistic_loss", "MultinomialLogisticLoss", "", [(4, 5), (4,)],
+         values=[probabilities, labels(5)]),
+    Case("multinomial_logistic_loss_4d", "MultinomialLogisticLoss", "", [(3, 2, 2, 1), (3, 1, 1, 1)],
+         values=[probabilities, labels(4)]),
     # -- BatchNorm, Scale, Bias, LRN, MVN, PReLU
     Case("bn_train_batch", "BatchNorm",
          "batch_norm_param { moving_average_fraction: 0.9 eps: 0.001 }", [(3, 2, 3, 4)],
@@ -510,51 +558,6 @@ CONFIGS = [
          [(2, 3, 3, 4)]),
     Case("prelu_shared", "PReLU", "prelu_param { channel_shared: true }", [(2, 3, 2, 2)]),
     Case("prelu_2d", "PReLU", 'prelu_param { filler { type: "gaussian" } }', [(4, 3)]),
-    # -- recurrent (RNN, LSTM, LSTMUnit), classification losses (InfogainLoss, HingeLoss,
-    # MultinomialLogisticLoss); HDF5Output is exempt.  Recurrent layers: cont gets no diff, and
-    # like Caffe's unrolled net no diff flows into exposed initial states (bottoms 2+) nor
-    # out of the exposed final-state tops (ignored).
-    Case("rnn", "RNN", RECURRENT.format(4, ""), [(3, 2, 3), (3, 2)],
-         values=[None, sequence_markers]),
-    Case("rnn_4d_input", "RNN", RECURRENT.format(3, ""), [(4, 3, 2, 2), (4, 3)],
-         values=[None, sequence_markers]),
-    Case("rnn_static", "RNN", RECURRENT.format(3, ""), [(3, 2, 2), (3, 2), (2, 4)],
-         values=[None, sequence_markers]),
-    Case("rnn_expose_hidden", "RNN", RECURRENT.format(3, "expose_hidden: true "),
-         [(3, 2, 2), (3, 2), (1, 2, 3)], values=[None, binary], tops=2, ignored_tops=(1,),
-         check_bottoms=(0,)),
-    Case("lstm", "LSTM", RECURRENT.format(3, ""), [(4, 2, 3), (4, 2)],
-         values=[None, sequence_markers]),
-    Case("lstm_static", "LSTM", RECURRENT.format(2, ""), [(3, 2, 3), (3, 2), (2, 2, 2)],
-         values=[None, sequence_markers]),
-    Case("lstm_expose_hidden", "LSTM", RECURRENT.format(3, "expose_hidden: true "),
-         [(3, 2, 2), (3, 2), (1, 2, 3), (1, 2, 3)], values=[None, binary], tops=3,
-         ignored_tops=(1, 2), check_bottoms=(0,)),
-    Case("lstm_expose_hidden_static", "LSTM", RECURRENT.format(2, "expose_hidden: true "),
-         [(2, 3, 2), (2, 3), (3, 2), (1, 3, 2), (1, 3, 2)], values=[None, binary], tops=3,
-         ignored_tops=(1, 2), check_bottoms=(0, 2)),
-    Case("lstm_unit", "LSTMUnit", "", [(1, 3, 4), (1, 3, 16), (1, 3)],
-         values=[None, None, lambda rng, shape: np.array([[1.0, 0.0, 1.0]])], tops=2),
-    Case("infogain_loss_h_bottom", "InfogainLoss", "", [(4, 5), (4,), (5, 5)],
-         values=[None, labels(5), infogain_matrix], check_bottoms=(0,)),
-    Case("infogain_loss_spatial_ignore", "InfogainLoss", "loss_param { ignore_label: 1 }",
-         [(2, 3, 2, 2), (2, 1, 2, 2), (3, 3)], values=[None, labels(3, ignore=1), infogain_matrix],
-         check_bottoms=(0,)),
-    Case("infogain_loss_axis2_full", "InfogainLoss",
-         "infogain_loss_param { axis: 2 } loss_param { normalization: FULL }",
-         [(2, 3, 4), (2, 3), (4, 4)], values=[None, labels(4), infogain_matrix], check_bottoms=(0,)),
-    # prob top: not a loss, its diff is ignored by Caffe's backward
-    Case("infogain_loss_prob_top", "InfogainLoss", "loss_weight: 1 loss_weight: 0",
-         [(3, 4), (3,), (4, 4)], values=[None, labels(4), infogain_matrix], tops=2,
-         ignored_tops=(1,), check_bottoms=(0,)),
-    Case("hinge_loss_l1", "HingeLoss", "", [(4, 5), (4,)],
-         values=[away_from_zero(1.2, 2.5), labels(5)]),
-    Case("hinge_loss_l2", "HingeLoss", "hinge_loss_param { norm: L2 }", [(3, 2, 2, 1), (3,)],
-         values=[None, labels(4)]),
-    Case("multinomial_logistic_loss", "MultinomialLogisticLoss", "", [(4, 5), (4,)],
-         values=[probabilities, labels(5)]),
-    Case("multinomial_logistic_loss_4d", "MultinomialLogisticLoss", "", [(3, 2, 2, 1), (3, 1, 1, 1)],
-         values=[probabilities, labels(4)]),
 ]
 
 
@@ -562,6 +565,7 @@ def _case_id(case):
     return case.id
 
 
+@pytest.mark.usefixtures("each_engine")
 @pytest.mark.parametrize("case", CONFIGS, ids=_case_id)
 def test_layer_gradient(case):
     assert case.type in LAYERS, f"layer type {case.type!r} is not registered"
@@ -593,6 +597,7 @@ IN_PLACE = [
 ]
 
 
+@pytest.mark.usefixtures("each_engine")
 @pytest.mark.parametrize("type_name,text,phase", [c[1:] for c in IN_PLACE],
                          ids=[c[0] for c in IN_PLACE])
 def test_in_place_matches_out_of_place(type_name, text, phase):

@@ -8,16 +8,14 @@ from caffe_cae.proto import caffe_pb2
 from tests.helpers.paths import DATA, GOLDEN, all_prototxts
 
 SYNTAX_ERROR_CASE = GOLDEN / "mig_syntax_error" / "in.prototxt"
-# Real-world nets of Caffe forks whose fields the schema does not know yet (the forks issue):
-# they must fail with a one-line error naming file, line:column and the field.
+# Real-world nets of Caffe forks: each parses, with the fork's parameters where the fork has them.
 FORK_FILES = {
-    "fixtures/zoo/densenet121/DenseNet_121.prototxt": '"ceil_mode"',
-    "fixtures/zoo/faster_rcnn_zf/test.prototxt": '"roi_pooling_param"',
-    "fixtures/zoo/mobilenet_ssd/deploy.prototxt": '"permute_param"',
-    "fixtures/zoo/segnet_basic/segnet_basic_inference.prototxt": '"dense_image_data_param"',
+    "fixtures/zoo/densenet121/DenseNet_121.prototxt": ("pooling_param", "ceil_mode"),
+    "fixtures/zoo/faster_rcnn_zf/test.prototxt": ("roi_pooling_param", "spatial_scale"),
+    "fixtures/zoo/mobilenet_ssd/deploy.prototxt": ("permute_param", "order"),
+    "fixtures/zoo/segnet_basic/segnet_basic_inference.prototxt": ("dense_image_data_param", "batch_size"),
 }
-FILES = [(p, solver) for p, solver in all_prototxts()
-         if p != SYNTAX_ERROR_CASE and str(p.relative_to(DATA)) not in FORK_FILES]
+FILES = [(p, solver) for p, solver in all_prototxts() if p != SYNTAX_ERROR_CASE]
 
 
 def _message_type(is_solver):
@@ -32,11 +30,33 @@ def test_every_prototxt_parses_and_round_trips(path, is_solver):
 
 
 @pytest.mark.parametrize("relative", sorted(FORK_FILES))
-def test_unknown_fork_fields_are_one_line_errors(relative):
+def test_fork_files_parse_with_their_fork_fields(relative):
+    net = prototxt.read_text_file(DATA / relative, caffe_pb2.NetParameter)
+    param_name, field = FORK_FILES[relative]
+    set_fields = [{f.name for f, _ in getattr(layer, param_name).ListFields()}
+                  for layer in net.layer if layer.HasField(param_name)]
+    assert set_fields and any(field in names for names in set_fields)
+
+
+@pytest.mark.parametrize("text, named, suggestion", [
+    ('layer { name: "n" type: "Normalize" norm_parm { } }', '"norm_parm"', '"norm_param"'),
+    ('layer { pooling_param { ceil_mod: false } }', '"ceil_mod"', '"ceil_mode"'),
+    ('layer { prior_box_param { aspect_ratios: 2 } }', '"aspect_ratios"', '"aspect_ratio"'),
+    ('layer { pooling_param { pool: MAXX } }', "MAXX", '"MAX"'),
+])
+def test_unknown_fields_are_one_line_errors_with_the_nearest_name(text, named, suggestion):
     with pytest.raises(CaffeCaeError) as err:
-        prototxt.read_text_file(DATA / relative, caffe_pb2.NetParameter)
+        prototxt.parse_text(text, caffe_pb2.NetParameter, "fork.prototxt")
     message = str(err.value)
-    assert "\n" not in message and relative in message and FORK_FILES[relative] in message
+    assert "\n" not in message and message.startswith("fork.prototxt:1:") and named in message
+    assert message.endswith(f"; did you mean {suggestion}?")
+
+
+def test_a_field_of_an_unknown_fork_is_named_without_a_guess():
+    with pytest.raises(CaffeCaeError) as err:
+        prototxt.parse_text('layer { yolo_v9_param { anchors: 3 } }', caffe_pb2.NetParameter, "y.prototxt")
+    assert str(err.value) == ('y.prototxt:1:9: Message type "caffe.LayerParameter" has no field named '
+                              '"yolo_v9_param".')
 
 
 def test_noh_unpooling_files_are_among_them():

@@ -14,6 +14,7 @@ import argparse
 import logging
 
 from caffe_cae.onnx.graph import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+from caffe_cae.commands.common import add_python_layers_argument
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ def register(subparsers) -> None:
     parser.add_argument("--no-fuse", action="store_true",
                         help="no graph rewrites: every layer keeps its own nodes (see above)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET})")
+    add_python_layers_argument(parser)
     parser.set_defaults(func=run)
 
 

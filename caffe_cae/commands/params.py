@@ -14,6 +14,7 @@ import logging
 
 from caffe_cae import params
 from caffe_cae.errors import CaffeCaeError
+from caffe_cae.commands.common import add_python_layers_argument
 
 
 def register(subparsers) -> None:
@@ -29,6 +30,7 @@ def register(subparsers) -> None:
     parser.add_argument("--level", type=int, default=0, help="net state level (default 0)")
     parser.add_argument("--input-shape", action="append", default=[], metavar="BLOB=C,H,W",
                         help="per-sample shape of a data/Input top (repeatable), e.g. data=1,28,28")
+    add_python_layers_argument(parser)
     parser.set_defaults(func=run)
 
 

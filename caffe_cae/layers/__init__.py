@@ -16,6 +16,14 @@ FAMILIES = [
     "pooling",
     "unpooling",
     "inner_product",
+    # Caffe forks' layers
+    "ssd",
+    "segnet",
+    "bn",
+    "roi_pooling",
+    "interp",
+    "mobile",
+    "python_layer",
 ]
 
 for _family in FAMILIES:

@@ -25,7 +25,7 @@ with ``hasattr``.  A new layer overrides only what differs:
   ``is_loss``, ``is_metric`` (Accuracy-like: left out of inference exports),
   ``identity_at_inference`` (Dropout), ``draws_random_numbers`` (the gradient checker reseeds
   it), ``backward_ignores_propagate_down`` (backward runs even when no bottom needs a diff),
-  ``gradient_check``;
+  ``overwrites_param_gradients`` (a fork's quirk), ``gradient_check``;
 * ``shares_memory(bottom_index, top_index)``: the top is a view of the bottom (Split, Reshape,
   Flatten, one-part Concat/Slice);
 * ``param_propagate_down`` (set by the Net: Caffe's per-parameter gradient flags; None = all);
@@ -69,6 +69,10 @@ class Layer:
     draws_random_numbers: bool = False
     #: Caffe runs this layer's backward even when no bottom needs a diff (it writes scratch).
     backward_ignores_propagate_down: bool = False
+    #: A fork's layer whose backward *assigns* its parameter gradients instead of adding them
+    #: (Noh's/SegNet's BN): under ``iter_size > 1`` only the last pass's gradient survives, as
+    #: in that fork.  The gradient checker then expects assignment.
+    overwrites_param_gradients: bool = False
     #: The top is an elementwise function of bottom 0, of its shape (activations, Scale, ...):
     #: it holds no new units (the papers' model size counts units where they are computed).
     elementwise: bool = False

@@ -69,6 +69,9 @@ class Layer:
     draws_random_numbers: bool = False
     #: Caffe runs this layer's backward even when no bottom needs a diff (it writes scratch).
     backward_ignores_propagate_down: bool = False
+    #: The forward leaves in bottom 0's diff what the backward reads (HingeLoss's margins), as
+    #: Caffe's layer does: whatever writes that diff in between changes the gradient.
+    backward_reads_bottom_diff: bool = False
     #: A fork's layer whose backward *assigns* its parameter gradients instead of adding them
     #: (Noh's/SegNet's BN): under ``iter_size > 1`` only the last pass's gradient survives, as
     #: in that fork.  The gradient checker then expects assignment.

@@ -20,6 +20,49 @@ def canonical_axis(layer: Layer, axis: int, num_axes: int, what: str = "axis") -
     return axis + num_axes if axis < 0 else axis
 
 
+def _per_axis(layer, values, n_spatial, default, what):
+    """A repeated field given 0 (default), 1 (all axes) or n_spatial times."""
+    values = list(values)
+    if len(values) not in (0, 1, n_spatial) or (len(values) == 0 and default is None):
+        raise layer.error(
+            f"{what} must be specified once, or once per spatial dimension ({what} specified "
+            f"{len(values)} times; {n_spatial} spatial dims)")
+    if not values:
+        return (default,) * n_spatial
+    return tuple(int(values[0 if len(values) == 1 else i]) for i in range(n_spatial))
+
+
+def conv_spatial_params(layer, cp, n_spatial):
+    """kernel, stride, pad, dilation per spatial axis from a ConvolutionParameter, with Caffe's
+    checks (Convolution, Deconvolution and Im2col read the same fields)."""
+
+    def h_w(name, repeated):
+        if cp.HasField(f"{name}_h") or cp.HasField(f"{name}_w"):
+            if n_spatial != 2:
+                raise layer.error(f"{name}_h & {name}_w can only be used for 2D convolution")
+            if len(repeated):
+                raise layer.error(f"either {name} or {name}_h/w should be specified; not both")
+            return (int(getattr(cp, f"{name}_h")), int(getattr(cp, f"{name}_w")))
+        return None
+
+    kernel = h_w("kernel", cp.kernel_size)
+    if kernel is None:
+        if n_spatial == 0 and len(cp.kernel_size) <= 1:
+            kernel = ()
+        else:
+            kernel = _per_axis(layer, cp.kernel_size, n_spatial, None, "kernel_size")
+    if any(k <= 0 for k in kernel):
+        raise layer.error(f"filter dimensions must be nonzero, got kernel {list(kernel)}")
+    stride = h_w("stride", cp.stride) or _per_axis(layer, cp.stride, n_spatial, 1, "stride")
+    if any(s <= 0 for s in stride):
+        raise layer.error(f"stride dimensions must be nonzero, got stride {list(stride)}")
+    pad = h_w("pad", cp.pad) or _per_axis(layer, cp.pad, n_spatial, 0, "pad")
+    dilation = _per_axis(layer, cp.dilation, n_spatial, 1, "dilation")
+    if any(d <= 0 for d in dilation):
+        raise layer.error(f"dilation must be positive, got {list(dilation)}")
+    return kernel, stride, pad, dilation
+
+
 def refuse_in_place(layer: Layer) -> None:
     for top_name in layer.param.top:
         if top_name in layer.param.bottom:
@@ -118,3 +161,17 @@ class RandomLayerMixin:
         return self.rng
 
 
+FLT_MIN = np.finfo(np.float32).tiny
+
+
+def softmax(x: np.ndarray, axis: int, out: np.ndarray) -> np.ndarray:
+    """Numerically stable softmax along ``axis`` written into ``out`` (may alias ``x``)."""
+    np.subtract(x, x.max(axis=axis, keepdims=True), out=out)
+    if out.dtype == np.float32:
+        # glibc's expf is (almost always) correctly rounded, NumPy's SIMD float32 exp is not:
+        # exp in double rounded once reproduces Caffe's caffe_exp bit for bit.
+        np.copyto(out, np.exp(out, dtype=np.float64), casting="same_kind")
+    else:
+        np.exp(out, out=out)
+    out /= out.sum(axis=axis, keepdims=True)
+    return out

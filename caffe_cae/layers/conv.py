@@ -25,55 +25,13 @@ import numpy as np
 from caffe_cae.im2col import (ConvGeometry, Workspace, col2im, conv_out_size, from_columns,
                               im2col, matmul_col2im, to_columns)
 from caffe_cae.layers.base import Layer
-from caffe_cae.layers.common import canonical_axis
+from caffe_cae.layers.common import canonical_axis, conv_spatial_params
 from caffe_cae.layers.registry import register
 from caffe_cae.parallel import copyto, matmul, split
 
 #: Largest scratch (elements) for the per-image weight-gradient products before they are summed;
 #: bigger batches are processed in chunks of images.
 PER_IMAGE_GRAD_ELEMENTS = 1 << 22
-
-
-def _per_axis(layer, values, n_spatial, default, what):
-    """A repeated field given 0 (default), 1 (all axes) or n_spatial times."""
-    values = list(values)
-    if len(values) not in (0, 1, n_spatial) or (len(values) == 0 and default is None):
-        raise layer.error(
-            f"{what} must be specified once, or once per spatial dimension ({what} specified "
-            f"{len(values)} times; {n_spatial} spatial dims)")
-    if not values:
-        return (default,) * n_spatial
-    return tuple(int(values[0 if len(values) == 1 else i]) for i in range(n_spatial))
-
-
-def conv_spatial_params(layer, cp, n_spatial):
-    """kernel, stride, pad, dilation per spatial axis, with Caffe's checks."""
-
-    def h_w(name, repeated):
-        if cp.HasField(f"{name}_h") or cp.HasField(f"{name}_w"):
-            if n_spatial != 2:
-                raise layer.error(f"{name}_h & {name}_w can only be used for 2D convolution")
-            if len(repeated):
-                raise layer.error(f"either {name} or {name}_h/w should be specified; not both")
-            return (int(getattr(cp, f"{name}_h")), int(getattr(cp, f"{name}_w")))
-        return None
-
-    kernel = h_w("kernel", cp.kernel_size)
-    if kernel is None:
-        if n_spatial == 0 and len(cp.kernel_size) <= 1:
-            kernel = ()
-        else:
-            kernel = _per_axis(layer, cp.kernel_size, n_spatial, None, "kernel_size")
-    if any(k <= 0 for k in kernel):
-        raise layer.error(f"filter dimensions must be nonzero, got kernel {list(kernel)}")
-    stride = h_w("stride", cp.stride) or _per_axis(layer, cp.stride, n_spatial, 1, "stride")
-    if any(s <= 0 for s in stride):
-        raise layer.error(f"stride dimensions must be nonzero, got stride {list(stride)}")
-    pad = h_w("pad", cp.pad) or _per_axis(layer, cp.pad, n_spatial, 0, "pad")
-    dilation = _per_axis(layer, cp.dilation, n_spatial, 1, "dilation")
-    if any(d <= 0 for d in dilation):
-        raise layer.error(f"dilation must be positive, got {list(dilation)}")
-    return kernel, stride, pad, dilation
 
 
 class BaseConvolution(Layer):

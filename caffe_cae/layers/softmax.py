@@ -7,24 +7,9 @@ import numpy as np
 
 from caffe_cae.layers.base import Layer, LossLayer
 from caffe_cae.layers.registry import register
-from caffe_cae.layers.common import NORMALIZATION, caffe_loss_sum, canonical_axis, loss_normalizer
+from caffe_cae.layers.common import (FLT_MIN, NORMALIZATION, caffe_loss_sum, canonical_axis,
+                                     loss_normalizer, softmax)
 from caffe_cae.proto import caffe_pb2
-
-FLT_MIN = np.finfo(np.float32).tiny
-
-
-def softmax(x: np.ndarray, axis: int, out: np.ndarray) -> np.ndarray:
-    """Numerically stable softmax along ``axis`` written into ``out`` (may alias ``x``)."""
-    np.subtract(x, x.max(axis=axis, keepdims=True), out=out)
-    if out.dtype == np.float32:
-        # glibc's expf is (almost always) correctly rounded, NumPy's SIMD float32 exp is not:
-        # exp in double rounded once reproduces Caffe's caffe_exp bit for bit.
-        np.copyto(out, np.exp(out, dtype=np.float64), casting="same_kind")
-    else:
-        np.exp(out, out=out)
-    out /= out.sum(axis=axis, keepdims=True)
-    return out
-
 
 @register("Softmax")
 class SoftmaxLayer(Layer):
@@ -58,8 +43,8 @@ class SoftmaxWithLossLayer(LossLayer):
     Bottoms: scores (..., C at ``axis``, ...) and integer-valued labels with one value per
     position (count = outer*inner). ``loss_param``: ``ignore_label`` (skipped positions, zero
     gradient), ``normalization`` FULL / VALID (default: non-ignored positions) / BATCH_SIZE /
-    NONE, or the legacy ``normalize`` (true = VALID, false = BATCH_SIZE). An optional second
-    top receives the probabilities.
+    NONE, or the legacy ``normalize`` (true = VALID, false = BATCH_SIZE).  Caffe declares an
+    optional second top for the probabilities but cannot set it up (see ``setup``).
     """
 
     exact_tops = None
@@ -67,6 +52,15 @@ class SoftmaxWithLossLayer(LossLayer):
     max_tops = 2
 
     def setup(self, bottom_shapes):
+        if len(self.param.top) > 1:
+            # LossLayer::LayerSetUp gives the layer one loss_weight, so SetLossWeights fails on
+            # two tops; with two loss_weight values the internal Softmax (a copy of this
+            # LayerParameter with one top) fails the same check.
+            weights = len(self.param.loss_weight) or 1
+            tops = 2 if weights == 1 else 1
+            raise self.error(
+                f"Check failed: top.size() == num_loss_weights ({tops} vs. {weights}): Caffe's "
+                "SoftmaxWithLoss cannot output its probabilities as a second top; add a Softmax layer")
         lp = self.param.loss_param
         self.ignore_label = lp.ignore_label if lp.HasField("ignore_label") else None
         if not lp.HasField("normalization") and lp.HasField("normalize"):
@@ -88,7 +82,7 @@ class SoftmaxWithLossLayer(LossLayer):
                 f"shape is (N, C, H, W), label count (number of labels) must be N*H*W, with integer values in "
                 f"{{0, 1, ..., C-1}}: prediction {list(shape)}, label {list(bottom_shapes[1])}")
         self.prob = None
-        return [()] + ([shape] if len(self.param.top) > 1 else [])
+        return [()]
 
     def _labels(self, label_blob, n_classes):
         labels = label_blob.data.reshape(self.outer, self.inner).astype(np.int64)  # static_cast<int>
@@ -100,9 +94,7 @@ class SoftmaxWithLossLayer(LossLayer):
 
     def forward(self, bottom, top):
         x = bottom[0].data
-        if len(top) > 1:  # Caffe: top[1] shares the internal probabilities
-            prob = top[1].data
-        elif self.prob is not None and self.prob.shape == x.shape and self.prob.dtype == x.dtype:
+        if self.prob is not None and self.prob.shape == x.shape and self.prob.dtype == x.dtype:
             prob = self.prob  # reuse the buffer across iterations
         else:
             prob = np.empty_like(x)

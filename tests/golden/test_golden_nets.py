@@ -109,7 +109,11 @@ def test_forward_backward(case):
                 assert list(h5[name].shape) == shape, f"{file}/{name}"
                 assert_close(h5[name][...], data[f"h5out/{file}/{name}"], fwd, f"h5out/{file}/{name}")
 
-    # backward: inject top diffs (loss tops keep their loss weight), then Net::Backward
+    # backward as recorded: every non-loss diff pre-set to 0 (the README; it wipes what a
+    # forward left in a diff, e.g. HingeLoss's margins), top diffs injected, Net::Backward
+    for name, blob in net.blobs.items():
+        if not net.blob_loss_weights.get(name):
+            blob.diff[...] = 0
     for name in case.keys("top_diff"):
         net.blobs[name].diff[...] = data[f"top_diff/{name}"]
     net.backward()

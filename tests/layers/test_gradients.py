@@ -28,6 +28,11 @@ EXEMPT = {
     "MemoryData": "data layer: no bottoms",
     "DummyData": "data layer: no bottoms",
     "Accuracy": "not differentiable; Caffe's backward aborts (NOT_IMPLEMENTED)",
+    "Threshold": "a step function; Caffe's backward aborts (Not Implemented Yet)",
+    "ArgMax": "outputs indices; Caffe's backward aborts (Not Implemented Yet)",
+    "Parameter": "no computation: the top shares data and diff with the parameter blob "
+                 "(tests/layers/test_indexing.py checks the sharing)",
+    "HDF5Output": "no tops: writes its bottoms to a file; Caffe's backward does nothing",
 }
 
 
@@ -43,6 +48,7 @@ class Case:
     tolerance: float = 1e-6
     ignored_tops: tuple = ()
     grad_scale: dict | None = None
+    check_bottoms: tuple | None = None  # default: every bottom with allow_force_backward
 
     def layer_text(self) -> str:
         bottoms = "".join(f' bottom: "b{i}"' for i in range(len(self.shapes)))
@@ -76,6 +82,27 @@ def away_from_zero(low, high):
 
 def binary(rng, shape):
     return rng.integers(0, 2, shape).astype(np.float64)
+
+
+def sequence_markers(rng, shape):
+    """cont (T, N): 0/1 with 0 at t = 0, so the state a previous forward left has no effect."""
+    values = binary(rng, shape)
+    values[0] = 0
+    return values
+
+
+def probabilities(rng, shape):
+    """Rows of positive probabilities summing to 1 (MultinomialLogisticLoss inputs)."""
+    p = rng.uniform(0.1, 1.0, shape)
+    return p / p.reshape(shape[0], -1).sum(axis=1).reshape((-1,) + (1,) * (len(shape) - 1))
+
+
+def infogain_matrix(rng, shape):
+    return rng.uniform(0, 1, shape)
+
+
+RECURRENT = ('recurrent_param {{ num_output: {} weight_filler {{ type: "uniform" min: -0.5 max: 0.5 }} '
+             'bias_filler {{ type: "uniform" min: -0.3 max: 0.3 }} {}}}')
 
 
 def sce_targets_with_ignored(rng, shape):
@@ -331,9 +358,6 @@ CONFIGS = [
          [(2, 3, 2, 2), (2, 1, 2, 2)], values=[None, labels(3)]),
     Case("softmax_loss_axis2", "SoftmaxWithLoss", "softmax_param { axis: 2 }",
          [(2, 3, 4), (2, 3)], values=[None, labels(4)]),
-    # top[1] = the probabilities: Caffe's backward ignores its diff.
-    Case("softmax_loss_prob_top", "SoftmaxWithLoss", "", [(3, 4), (3,)],
-         values=[None, labels(4)], tops=2, ignored_tops=(1,)),
     Case("euclidean_loss", "EuclideanLoss", "", [(2, 3, 2), (2, 3, 2)]),
     Case("euclidean_loss_2d", "EuclideanLoss", "", [(4, 5), (4, 5)]),
     Case("euclidean_loss_shapes_differ", "EuclideanLoss", "", [(3, 4, 1, 1), (3, 4)]),
@@ -355,6 +379,124 @@ CONFIGS = [
     Case("contrastive", "ContrastiveLoss", "contrastive_loss_param { margin: 2 }",
          [(8, 3, 1, 1), (8, 3, 1, 1), (8, 1, 1, 1)],
          values=contrastive_inputs(8, 3, 2.0, legacy=False), tolerance=1e-3),
+    # -- ELU, BNLL, Exp, Log, Clip, Swish, Tile, Reduction, Crop, SPP, Im2col, Embed, Filter,
+    #    BatchReindex (index/selector/reference bottoms get no gradient: check_bottoms)
+    Case("elu", "ELU", "", [(2, 3, 4, 5)]),
+    Case("elu_alpha05", "ELU", "elu_param { alpha: 0.5 }", [(2, 3, 4)],
+         values=[away_from_zero(0.05, 2)]),
+    Case("elu_alpha2_4d", "ELU", "elu_param { alpha: 2 }", [(1, 2, 3, 3)],
+         values=[away_from_zero(0.05, 3)]),
+    Case("bnll", "BNLL", "", [(2, 3, 4)], values=[uniform(-6, 6)]),
+    Case("exp_default", "Exp", "", [(2, 3, 4)]),
+    Case("exp_base2_scale_shift", "Exp", "exp_param { base: 2 scale: 0.5 shift: -1 }",
+         [(2, 5)]),
+    Case("exp_scale_only", "Exp", "exp_param { scale: -0.7 }", [(3, 4)]),
+    Case("exp_e_shift", "Exp", "exp_param { shift: 0.5 }", [(2, 3, 2)]),
+    Case("log_default", "Log", "", [(2, 3, 4)], values=[uniform(0.2, 3)]),
+    Case("log_base10_scale_shift", "Log", "log_param { base: 10 scale: 2 shift: 0.5 }",
+         [(2, 5)], values=[uniform(0.1, 2)]),
+    Case("log_base2_scale", "Log", "log_param { base: 2 scale: 0.5 }", [(3, 4)],
+         values=[uniform(0.5, 4)]),
+    Case("clip", "Clip", "clip_param { min: -0.5 max: 0.8 }", [(2, 3, 4)]),
+    Case("clip_narrow", "Clip", "clip_param { min: 0.15 max: 0.45 }", [(4, 5)]),
+    Case("swish", "Swish", "", [(2, 3, 4, 5)]),
+    Case("swish_beta", "Swish", "swish_param { beta: 1.5 }", [(3, 5)]),
+    Case("swish_beta_neg", "Swish", "swish_param { beta: -0.8 }", [(2, 6)]),
+    Case("tile_axis1", "Tile", "tile_param { axis: 1 tiles: 3 }", [(2, 3, 2, 2)]),
+    Case("tile_axis2", "Tile", "tile_param { axis: 2 tiles: 2 }", [(2, 2, 3, 2)]),
+    Case("tile_axis0", "Tile", "tile_param { axis: 0 tiles: 2 }", [(2, 3)]),
+    Case("tile_axis_neg1", "Tile", "tile_param { axis: -1 tiles: 4 }", [(2, 3, 2)]),
+    Case("reduction_sum_all", "Reduction", "", [(2, 3, 4)]),
+    Case("reduction_asum_axis1", "Reduction",
+         "reduction_param { operation: ASUM axis: 1 coeff: 2 }", [(2, 3, 4)],
+         values=[away_from_zero(0.1, 2)]),
+    Case("reduction_sumsq_axis2", "Reduction", "reduction_param { operation: SUMSQ axis: 2 }",
+         [(2, 3, 4, 2)]),
+    Case("reduction_mean_neg1", "Reduction",
+         "reduction_param { operation: MEAN axis: -1 coeff: -0.5 }", [(2, 3, 4)]),
+    Case("reduction_sum_coeff", "Reduction", "reduction_param { axis: 1 coeff: 3 }",
+         [(3, 2, 2)]),
+    Case("crop_axis2_offsets", "Crop", "crop_param { axis: 2 offset: 1 offset: 2 }",
+         [(2, 3, 6, 7), (2, 3, 4, 4)], check_bottoms=(0,)),
+    Case("crop_axis1_one_offset", "Crop", "crop_param { axis: 1 offset: 1 }",
+         [(2, 4, 5, 5), (2, 2, 3, 3)], check_bottoms=(0,)),
+    Case("crop_default", "Crop", "", [(2, 3, 5, 5), (1, 1, 3, 2)], check_bottoms=(0,)),
+    Case("crop_axis0", "Crop", "crop_param { axis: 0 offset: 1 }", [(3, 4), (2, 2)],
+         check_bottoms=(0,)),
+    Case("spp_max_h3", "SPP", "spp_param { pyramid_height: 3 pool: MAX }", [(2, 2, 7, 9)]),
+    Case("spp_ave_h2", "SPP", "spp_param { pyramid_height: 2 pool: AVE }", [(2, 3, 6, 6)]),
+    Case("spp_max_h1", "SPP", "spp_param { pyramid_height: 1 }", [(2, 3, 4, 5)]),
+    Case("spp_ave_h3_odd", "SPP", "spp_param { pyramid_height: 3 pool: AVE }", [(1, 2, 9, 7)]),
+    Case("im2col_k3p1", "Im2col", "convolution_param { kernel_size: 3 pad: 1 }",
+         [(2, 3, 5, 6)]),
+    Case("im2col_k2s2", "Im2col", "convolution_param { kernel_size: 2 stride: 2 }",
+         [(1, 2, 5, 4)]),
+    Case("im2col_dilation_rect", "Im2col",
+         "convolution_param { kernel_h: 2 kernel_w: 3 dilation: 2 pad_h: 1 stride_h: 1 stride_w: 2 }",
+         [(2, 2, 6, 7)]),
+    Case("im2col_1d_axis2", "Im2col", "convolution_param { kernel_size: 3 axis: 2 }",
+         [(2, 3, 2, 6)]),
+    Case("embed", "Embed",
+         'embed_param { num_output: 4 input_dim: 7 weight_filler { type: "uniform" min: -1 '
+         'max: 1 } bias_filler { type: "gaussian" std: 0.5 } }',
+         [(2, 3)], values=[labels(7)], check_bottoms=()),
+    Case("embed_nobias_repeats", "Embed",
+         'embed_param { num_output: 3 input_dim: 3 bias_term: false '
+         'weight_filler { type: "gaussian" } }',
+         [(5,)], values=[np.array([2.0, 0.0, 2.0, 1.0, 2.0])], check_bottoms=()),
+    Case("filter_two", "Filter", "", [(5, 3, 2, 2), (5, 4), (5,)], tops=2,
+         values=[None, None, np.array([1.0, 0.0, 1.0, 1.0, 0.0])], check_bottoms=(0, 1)),
+    Case("filter_selector_4d", "Filter", "", [(4, 3), (4, 1, 1, 1)],
+         values=[None, np.array([0.0, 2.0, 0.0, -1.0])], check_bottoms=(0,)),
+    Case("batch_reindex", "BatchReindex", "", [(4, 3, 2), (6,)],
+         values=[None, np.array([2.0, 0.0, 3.0, 2.0, 2.0, 1.0])], check_bottoms=(0,)),
+    Case("batch_reindex_subset", "BatchReindex", "", [(5, 2), (2,)],
+         values=[None, np.array([4.0, 1.0])], check_bottoms=(0,)),
+    # -- recurrent (RNN, LSTM, LSTMUnit), classification losses (InfogainLoss, HingeLoss,
+    # MultinomialLogisticLoss); HDF5Output is exempt.  Recurrent layers: cont gets no diff, and
+    # like Caffe's unrolled net no diff flows into exposed initial states (bottoms 2+) nor
+    # out of the exposed final-state tops (ignored).
+    Case("rnn", "RNN", RECURRENT.format(4, ""), [(3, 2, 3), (3, 2)],
+         values=[None, sequence_markers]),
+    Case("rnn_4d_input", "RNN", RECURRENT.format(3, ""), [(4, 3, 2, 2), (4, 3)],
+         values=[None, sequence_markers]),
+    Case("rnn_static", "RNN", RECURRENT.format(3, ""), [(3, 2, 2), (3, 2), (2, 4)],
+         values=[None, sequence_markers]),
+    Case("rnn_expose_hidden", "RNN", RECURRENT.format(3, "expose_hidden: true "),
+         [(3, 2, 2), (3, 2), (1, 2, 3)], values=[None, binary], tops=2, ignored_tops=(1,),
+         check_bottoms=(0,)),
+    Case("lstm", "LSTM", RECURRENT.format(3, ""), [(4, 2, 3), (4, 2)],
+         values=[None, sequence_markers]),
+    Case("lstm_static", "LSTM", RECURRENT.format(2, ""), [(3, 2, 3), (3, 2), (2, 2, 2)],
+         values=[None, sequence_markers]),
+    Case("lstm_expose_hidden", "LSTM", RECURRENT.format(3, "expose_hidden: true "),
+         [(3, 2, 2), (3, 2), (1, 2, 3), (1, 2, 3)], values=[None, binary], tops=3,
+         ignored_tops=(1, 2), check_bottoms=(0,)),
+    Case("lstm_expose_hidden_static", "LSTM", RECURRENT.format(2, "expose_hidden: true "),
+         [(2, 3, 2), (2, 3), (3, 2), (1, 3, 2), (1, 3, 2)], values=[None, binary], tops=3,
+         ignored_tops=(1, 2), check_bottoms=(0, 2)),
+    Case("lstm_unit", "LSTMUnit", "", [(1, 3, 4), (1, 3, 16), (1, 3)],
+         values=[None, None, lambda rng, shape: np.array([[1.0, 0.0, 1.0]])], tops=2),
+    Case("infogain_loss_h_bottom", "InfogainLoss", "", [(4, 5), (4,), (5, 5)],
+         values=[None, labels(5), infogain_matrix], check_bottoms=(0,)),
+    Case("infogain_loss_spatial_ignore", "InfogainLoss", "loss_param { ignore_label: 1 }",
+         [(2, 3, 2, 2), (2, 1, 2, 2), (3, 3)], values=[None, labels(3, ignore=1), infogain_matrix],
+         check_bottoms=(0,)),
+    Case("infogain_loss_axis2_full", "InfogainLoss",
+         "infogain_loss_param { axis: 2 } loss_param { normalization: FULL }",
+         [(2, 3, 4), (2, 3), (4, 4)], values=[None, labels(4), infogain_matrix], check_bottoms=(0,)),
+    # prob top: not a loss, its diff is ignored by Caffe's backward
+    Case("infogain_loss_prob_top", "InfogainLoss", "loss_weight: 1 loss_weight: 0",
+         [(3, 4), (3,), (4, 4)], values=[None, labels(4), infogain_matrix], tops=2,
+         ignored_tops=(1,), check_bottoms=(0,)),
+    Case("hinge_loss_l1", "HingeLoss", "", [(4, 5), (4,)],
+         values=[away_from_zero(1.2, 2.5), labels(5)]),
+    Case("hinge_loss_l2", "HingeLoss", "hinge_loss_param { norm: L2 }", [(3, 2, 2, 1), (3,)],
+         values=[None, labels(4)]),
+    Case("multinomial_logistic_loss", "MultinomialLogisticLoss", "", [(4, 5), (4,)],
+         values=[probabilities, labels(5)]),
+    Case("multinomial_logistic_loss_4d", "MultinomialLogisticLoss", "", [(3, 2, 2, 1), (3, 1, 1, 1)],
+         values=[probabilities, labels(4)]),
 ]
 
 
@@ -367,7 +509,7 @@ def test_layer_gradient(case):
     assert case.type in LAYERS, f"layer type {case.type!r} is not registered"
     report = check_gradients(case.layer_text(), case.shapes, case.values, phase=case.phase,
                              tolerance=case.tolerance, ignored_tops=case.ignored_tops,
-                             grad_scale=case.grad_scale)
+                             grad_scale=case.grad_scale, check_bottoms=case.check_bottoms)
     assert report.checked > 0 or case.type == "Silence"
 
 
@@ -379,6 +521,10 @@ IN_PLACE = [
     ("relu_leaky", "ReLU", "relu_param { negative_slope: 0.1 }", TEST),
     ("dropout_test", "Dropout", "", TEST),
     ("dropout_train", "Dropout", "dropout_param { dropout_ratio: 0.3 }", TRAIN),
+    ("elu", "ELU", "", TEST),
+    ("elu_alpha05", "ELU", "elu_param { alpha: 0.5 }", TEST),
+    ("exp", "Exp", "exp_param { base: 2 scale: 0.5 shift: -1 }", TEST),
+    ("swish", "Swish", "swish_param { beta: 1.5 }", TEST),
 ]
 
 

@@ -33,6 +33,7 @@ FAMILIES = [
     "interp",
     "mobile",
     "python_layer",
+    "dense_image_data",
 ]
 
 for _family in FAMILIES:

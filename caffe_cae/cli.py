@@ -59,8 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
+        from caffe_cae import engine
         from caffe_cae.parallel import limit_threads
 
+        engine.current()  # a bad CAFFE_CAE_ENGINE is this command's one-line error
         if (getattr(args, "threads", None) or 0) < 0:
             raise CaffeCaeError(f"--threads must be 0 (the libraries' defaults) or more (got {args.threads})")
         from caffe_cae.layers.python_layer import allow_python_layers

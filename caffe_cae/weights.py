@@ -29,8 +29,9 @@ def blob_shape(blob: caffe_pb2.BlobProto) -> tuple[int, ...]:
         return tuple(int(d) for d in blob.shape.dim)
     if any(blob.HasField(f) for f in ("num", "channels", "height", "width")):
         return (blob.num, blob.channels, blob.height, blob.width)
-    # No dims at all: Caffe treats it as a 1-D blob of its data count.
-    return (len(blob.double_data) or len(blob.data),)
+    # No dims at all: a 0-d blob (one value), as Caffe's Blob::FromProto reads it; Caffe writes
+    # 0-d blobs (Scale/Bias num_axes 0, shared PReLU slope) with neither shape nor legacy dims.
+    return ()
 
 
 def blob_has_legacy_dims(blob: caffe_pb2.BlobProto) -> bool:
@@ -61,7 +62,8 @@ def array_to_blob(array: np.ndarray, diff: np.ndarray | None = None) -> caffe_pb
     """A BlobProto as modern Caffe's ``Blob::ToProto`` writes it: ``shape`` + float ``data``."""
     blob = caffe_pb2.BlobProto()
     array = np.asarray(array, dtype=np.float32)
-    blob.shape.dim.extend(int(d) for d in array.shape)
+    if array.ndim:  # a 0-d blob has no shape field at all, as Caffe writes it
+        blob.shape.dim.extend(int(d) for d in array.shape)
     blob.data.extend(array.ravel().tolist())
     if diff is not None:
         blob.diff.extend(np.asarray(diff, dtype=np.float32).ravel().tolist())

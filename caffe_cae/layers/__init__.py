@@ -25,6 +25,9 @@ FAMILIES = [
     "classification_loss",
     "recurrent",
     "hdf5_output",
+    "normalization",
+    "affine",
+    "prelu",
     # Caffe forks' layers
     "ssd",
     "segnet",

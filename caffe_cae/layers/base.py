@@ -35,6 +35,16 @@ with ``hasattr``.  A new layer overrides only what differs:
   forward, e.g. top-left Unpooling) and ``accepts_sparse_bottom`` + ``bottom_spread`` (a
   Deconvolution that may skip those zeros when the Net's plan says the producer wrote its bottom
   in the same pass).
+
+Two engines (:mod:`caffe_cae.engine`).  A layer with a fast path (thread splits, batched
+im2col, sparse bottoms, block-wise temporaries; knobs in :mod:`caffe_cae.tuning`) keeps
+Caffe's plain formula beside it, readable in one screen, and takes it when
+``engine.reference()`` is true: ``forward_reference``/``backward_reference`` methods with the
+``forward``/``backward`` signatures (Convolution, Deconvolution, Pooling, Unpooling), or a
+``*_reference`` twin of the helper function the fast path is (Sigmoid, the loss sums), or the
+one-line formula (TanH).  Layers without a fast path run the same code under both engines;
+:mod:`caffe_cae.parallel` runs inline under the reference engine, so code that only splits
+work over it (InnerProduct's GEMMs, bias adds) is its own reference.
 """
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ import zlib
 
 import numpy as np
 
+from caffe_cae import engine, tuning
 from caffe_cae.layers.base import Layer
 from caffe_cae.proto import caffe_pb2
 
@@ -102,17 +103,23 @@ def caffe_loss_sum(terms: np.ndarray, dtype) -> np.generic:
     differs from a pairwise or double sum in the 6th digit, so the order is reproduced
     (``cumsum`` is sequential).  Double ``terms`` (from C++'s ``::log(double)``) are added to
     the float sum in double and the result rounded to float, ``loss = float(double(loss) +
-    term)``, see :func:`_float_sum_of_double_terms`."""
+    term)``, see :func:`_float_sum_of_double_terms` (the reference engine runs that loop)."""
     flat = np.asarray(terms).reshape(-1)
     if flat.size == 0:
         return np.dtype(dtype).type(0)
     if flat.dtype == np.float64 and np.dtype(dtype) == np.float32:
+        if engine.reference():
+            return _float_sum_of_double_terms_reference(flat)
         return _float_sum_of_double_terms(flat)
     return np.cumsum(flat.astype(dtype), dtype=dtype)[-1]
 
 
-#: Steps per block of :func:`_float_sum_of_double_terms` (a correction redoes at most one block).
-LOSS_SUM_BLOCK = 4096
+def _float_sum_of_double_terms_reference(terms: np.ndarray) -> np.float32:
+    """Caffe's loop as written: ``loss = float(double(loss) + term)`` term after term."""
+    loss = 0.0
+    for term in terms.tolist():
+        loss = float(np.float32(loss + term))
+    return np.float32(loss)
 
 
 def _float_sum_of_double_terms(terms: np.ndarray) -> np.float32:
@@ -124,8 +131,9 @@ def _float_sum_of_double_terms(terms: np.ndarray) -> np.float32:
     every step against the exact rule in one vectorised pass, and from the first step that
     differs, correct it and redo the rest of the block."""
     loss = np.float32(0)
-    for block in range(0, terms.size, LOSS_SUM_BLOCK):
-        chunk = terms[block:block + LOSS_SUM_BLOCK]
+    step = tuning.LOSS_SUM_BLOCK
+    for block in range(0, terms.size, step):
+        chunk = terms[block:block + step]
         rounded = chunk.astype(np.float32)
         start = 0
         while start < chunk.size:
@@ -175,3 +183,13 @@ def softmax(x: np.ndarray, axis: int, out: np.ndarray) -> np.ndarray:
         np.exp(out, out=out)
     out /= out.sum(axis=axis, keepdims=True)
     return out
+
+
+def legacy_shape(layer: Layer, shape) -> tuple[int, int, int, int]:
+    """Caffe's ``num()``, ``channels()``, ``height()``, ``width()`` of a blob: missing axes
+    read as 1; a blob with more than 4 axes aborts."""
+    shape = tuple(shape)
+    if len(shape) > 4:
+        raise layer.error(
+            f"Cannot use legacy accessors on Blobs with > 4 axes (bottom shape {list(shape)})")
+    return tuple(shape) + (1,) * (4 - len(shape))  # type: ignore[return-value]

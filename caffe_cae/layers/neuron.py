@@ -2,16 +2,16 @@
 
 One bottom, one top of the same shape.  All but AbsVal may run in place (top == bottom, the
 same Blob), as in Caffe; backward formulas then read the (overwritten) bottom exactly as
-Caffe's do.
+Caffe's do.  Sigmoid and TanH have a fast path (cache-sized blocks on
+:mod:`caffe_cae.parallel`'s threads) and, under the reference engine, the plain formula.
 """
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 
-from caffe_cae.elementwise import blockwise as _blockwise, flat_view as _flat, sigmoid
-from caffe_cae.layers.base import Layer, NeuronLayer
+from caffe_cae import engine
+from caffe_cae.elementwise import blockwise as _blockwise, flat_view as _flat, sigmoid, sigmoid_grad_reference
+from caffe_cae.layers.base import NeuronLayer
 from caffe_cae.layers.common import RandomLayerMixin
 from caffe_cae.layers.registry import register
 from caffe_cae.parallel import split
@@ -23,10 +23,8 @@ def sigmoid_grad(y: np.ndarray, dy: np.ndarray, out: np.ndarray) -> None:
     product in float, the double ``1.`` makes the last one double, rounded once to float.
     ``out`` may be ``dy`` (in place); the work runs in cache-sized blocks."""
     yf, dyf, of = _flat(y), _flat(dy), _flat(out)
-    if yf is None or dyf is None or of is None:
-        grad = np.subtract(1.0, y, dtype=np.float64)
-        grad *= dy * y
-        np.copyto(out, grad, casting="same_kind")
+    if engine.reference() or yf is None or dyf is None or of is None:
+        sigmoid_grad_reference(y, dy, out)
         return
 
     def kernel(lo, hi, one_minus, product):
@@ -55,7 +53,7 @@ class TanHLayer(NeuronLayer):
     def forward(self, bottom, top):
         x, y = bottom[0].data, top[0].data
         xf, yf = _flat(x), _flat(y)
-        if xf is None or yf is None:
+        if engine.reference() or xf is None or yf is None:
             np.tanh(x, out=y)
             return
         split(lambda lo, hi: np.tanh(xf[lo:hi], out=yf[lo:hi]), xf.size, xf.size)
@@ -66,7 +64,7 @@ class TanHLayer(NeuronLayer):
         # dx = dy * (1 - y*y) in float (Caffe's int 1), in place (dx may be dy)
         y, dy, dx = top[0].data, top[0].diff, bottom[0].diff
         yf, dyf, dxf = _flat(y), _flat(dy), _flat(dx)
-        if yf is None or dyf is None or dxf is None:
+        if engine.reference() or yf is None or dyf is None or dxf is None:
             dx[...] = dy * (1 - y * y)
             return
 

@@ -9,7 +9,6 @@ from caffe_cae.layers.base import Layer, LossLayer
 from caffe_cae.layers.registry import register
 from caffe_cae.layers.common import (FLT_MIN, NORMALIZATION, caffe_loss_sum, canonical_axis,
                                      loss_normalizer, softmax)
-from caffe_cae.proto import caffe_pb2
 
 @register("Softmax")
 class SoftmaxLayer(Layer):

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from caffe_cae import weights
+from caffe_cae import engine, tuning, weights
 from caffe_cae.errors import CaffeCaeError
 from caffe_cae.parallel import split
 from caffe_cae.proto import caffe_pb2
@@ -442,10 +442,6 @@ class Solver:
         log.info("%sSolver: restoring history", self.TYPE)
 
 
-#: Elements per block of the parameter update (its arrays then stay in the CPU cache).
-UPDATE_BLOCK = 1 << 16
-
-
 class _HistorySlice:
     """``history`` as the update rules index it, every array cut to flat elements lo..hi-1."""
 
@@ -460,16 +456,18 @@ class _HistorySlice:
 
 
 def _blockwise_update(update, diff, data, scratch, history) -> None:
-    """``update(diff, data, scratch, history)`` over blocks of one param's flat arrays,
-    or once on the whole arrays when one of them is not contiguous."""
-    if not all(a.flags.c_contiguous for a in (diff, data, scratch, *history)):
+    """``update(diff, data, scratch, history)`` over blocks of one param's flat arrays
+    (``tuning.UPDATE_BLOCK``), or once on the whole arrays under the reference engine or when
+    one of them is not contiguous."""
+    if engine.reference() or not all(a.flags.c_contiguous for a in (diff, data, scratch, *history)):
         update(diff, data, scratch, history)
         return
     flat = [a.reshape(-1) for a in (diff, data, scratch)]
+    block = tuning.UPDATE_BLOCK
 
     def part(start, stop):
-        for lo in range(start, stop, UPDATE_BLOCK):
-            hi = min(stop, lo + UPDATE_BLOCK)
+        for lo in range(start, stop, block):
+            hi = min(stop, lo + block)
             update(*(a[lo:hi] for a in flat), _HistorySlice(history, lo, hi))
 
     split(part, flat[0].size, flat[0].size)

@@ -513,6 +513,64 @@ CONFIGS = [
          values=[probabilities, labels(5)]),
     Case("multinomial_logistic_loss_4d", "MultinomialLogisticLoss", "", [(3, 2, 2, 1), (3, 1, 1, 1)],
          values=[probabilities, labels(4)]),
+    # -- BatchNorm, Scale, Bias, LRN, MVN, PReLU
+    Case("bn_train_batch", "BatchNorm",
+         "batch_norm_param { moving_average_fraction: 0.9 eps: 0.001 }", [(3, 2, 3, 4)],
+         phase=TRAIN),
+    Case("bn_train_2d", "BatchNorm", "batch_norm_param { moving_average_fraction: 0.5 }",
+         [(5, 3)], phase=TRAIN),
+    Case("bn_test_batchstats", "BatchNorm", "batch_norm_param { use_global_stats: false }",
+         [(4, 3, 2, 2)]),
+    # Global statistics as created (s = 0: mean = var = 0): y = x / sqrt(eps).
+    Case("bn_test_global", "BatchNorm", "batch_norm_param { eps: 0.5 }", [(2, 3, 2, 2)]),
+    Case("bn_train_global", "BatchNorm", "batch_norm_param { use_global_stats: true eps: 0.1 }",
+         [(2, 3, 4)], phase=TRAIN),
+    Case("scale_learned", "Scale",
+         'scale_param { filler { type: "uniform" min: 0.5 max: 1.5 } }', [(2, 3, 4)]),
+    Case("scale_bias_term", "Scale",
+         'scale_param { filler { type: "gaussian" } bias_term: true '
+         'bias_filler { type: "gaussian" } }', [(2, 3, 2, 2)]),
+    Case("scale_axis1_numaxes2", "Scale",
+         'scale_param { num_axes: 2 filler { type: "gaussian" } }', [(2, 3, 4, 2)]),
+    Case("scale_axis_neg2_to_end", "Scale",
+         'scale_param { axis: -2 num_axes: -1 filler { type: "gaussian" } }', [(2, 3, 4, 2)]),
+    Case("scale_scalar_bias", "Scale",
+         'scale_param { num_axes: 0 filler { type: "gaussian" } bias_term: true '
+         'bias_filler { type: "gaussian" } }', [(2, 3, 2)]),
+    Case("scale_bottom", "Scale", "", [(2, 3, 4), (3, 4)]),
+    Case("scale_bottom_axis0_bias", "Scale",
+         'scale_param { axis: 0 bias_term: true bias_filler { type: "gaussian" } }',
+         [(3, 2, 4), (3,)]),
+    Case("scale_bottom_scalar", "Scale", "", [(2, 3), ()]),
+    Case("bias_learned", "Bias", 'bias_param { filler { type: "gaussian" } }', [(2, 3, 4)]),
+    Case("bias_axis2_to_end", "Bias",
+         'bias_param { axis: 2 num_axes: -1 filler { type: "gaussian" } }', [(2, 3, 4, 5)]),
+    Case("bias_scalar", "Bias", 'bias_param { num_axes: 0 filler { type: "gaussian" } }',
+         [(2, 3)]),
+    Case("bias_bottom", "Bias", "", [(2, 3, 4), (3, 4)]),
+    Case("bias_bottom_axis0", "Bias", "bias_param { axis: 0 }", [(3, 2, 2), (3, 2)]),
+    Case("lrn_across5", "LRN", "lrn_param { local_size: 5 alpha: 0.5 beta: 0.75 }",
+         [(2, 7, 3, 3)]),
+    Case("lrn_across3_k2", "LRN", "lrn_param { local_size: 3 alpha: 0.3 beta: 0.5 k: 2 }",
+         [(2, 4, 2, 3)]),
+    Case("lrn_across7_few_channels", "LRN", "lrn_param { local_size: 7 alpha: 1 }",
+         [(1, 3, 2, 2)]),
+    Case("lrn_within3", "LRN",
+         "lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 norm_region: WITHIN_CHANNEL k: 3 }",
+         [(2, 2, 4, 5)]),
+    Case("lrn_within5_small_map", "LRN",
+         "lrn_param { local_size: 5 alpha: 2 beta: 0.6 norm_region: WITHIN_CHANNEL }",
+         [(1, 2, 3, 4)]),
+    Case("mvn_default", "MVN", "", [(2, 3, 4, 5)]),
+    Case("mvn_mean_only", "MVN", "mvn_param { normalize_variance: false }", [(2, 3, 3, 2)]),
+    Case("mvn_across", "MVN", "mvn_param { across_channels: true }", [(2, 3, 2, 3)]),
+    Case("mvn_2d_legacy_top", "MVN", "mvn_param { across_channels: true }", [(3, 5)]),
+    # Caffe's backward drops eps from the derivative of 1/(std + eps): relative error ~eps/std.
+    Case("mvn_eps_large", "MVN", "mvn_param { eps: 0.001 }", [(2, 2, 3, 3)], tolerance=1e-3),
+    Case("prelu", "PReLU", 'prelu_param { filler { type: "uniform" min: 0.05 max: 0.5 } }',
+         [(2, 3, 3, 4)]),
+    Case("prelu_shared", "PReLU", "prelu_param { channel_shared: true }", [(2, 3, 2, 2)]),
+    Case("prelu_2d", "PReLU", 'prelu_param { filler { type: "gaussian" } }', [(4, 3)]),
     # -- fork layers
     # SSD's Normalize: the fork's bottom gradient is exact for a shared scale, and for
     # per-channel scales only when they are equal (constant fillers here).
@@ -587,6 +645,7 @@ def _case_id(case):
     return case.id
 
 
+@pytest.mark.usefixtures("each_engine")
 @pytest.mark.parametrize("case", CONFIGS, ids=_case_id)
 def test_layer_gradient(case):
     assert case.type in LAYERS, f"layer type {case.type!r} is not registered"
@@ -608,6 +667,13 @@ IN_PLACE = [
     ("elu_alpha05", "ELU", "elu_param { alpha: 0.5 }", TEST),
     ("exp", "Exp", "exp_param { base: 2 scale: 0.5 shift: -1 }", TEST),
     ("swish", "Swish", "swish_param { beta: 1.5 }", TEST),
+    ("batchnorm_train", "BatchNorm", "", TRAIN),
+    ("batchnorm_test", "BatchNorm", "batch_norm_param { use_global_stats: false }", TEST),
+    ("scale_bias", "Scale",
+     'scale_param { filler { type: "gaussian" } bias_term: true bias_filler { type: "gaussian" } }',
+     TEST),
+    ("bias", "Bias", 'bias_param { filler { type: "gaussian" } }', TEST),
+    ("prelu", "PReLU", 'prelu_param { filler { type: "gaussian" } }', TEST),
     # fork layers that DeconvNet, SegNet and MobileNet-v2 ports run in place
     ("relu6", "ReLU6", "", TEST),
     ("bn_learn", "BN", 'bn_param { scale_filler { type: "constant" value: 2 } }', TEST),
@@ -616,6 +682,7 @@ IN_PLACE = [
 ]
 
 
+@pytest.mark.usefixtures("each_engine")
 @pytest.mark.parametrize("type_name,text,phase", [c[1:] for c in IN_PLACE],
                          ids=[c[0] for c in IN_PLACE])
 def test_in_place_matches_out_of_place(type_name, text, phase):

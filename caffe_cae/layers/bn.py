@@ -48,7 +48,7 @@ class BNLayer(Layer):
     exact_bottoms = 1
     min_tops = 1
     max_tops = 3
-    feature_tops = 1
+    elementwise = True  # like BVLC's BatchNorm: no new units for the model size
     overwrites_param_gradients = True
 
     def __init__(self, param, phase=caffe_pb2.TEST):

@@ -54,6 +54,7 @@ class NormalizeLayer(Layer):
 
     exact_bottoms = 1
     exact_tops = 1
+    elementwise = True  # a rescaling of bottom 0, no new units for the model size
 
     def setup(self, bottom_shapes):
         shape = tuple(bottom_shapes[0])

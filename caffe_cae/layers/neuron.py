@@ -129,7 +129,7 @@ class DropoutLayer(RandomLayerMixin, NeuronLayer):
         self.mask = None
         return []
 
-    def _factor(self, dtype):
+    def factor(self, dtype):
         """What the kept values are multiplied by: Caffe's Dtype scale_ = 1/(1-ratio) with a
         random mask; 1/scale_ in TEST without scale_train; None for the identity."""
         if self.scale_train != self.random_mask:
@@ -140,7 +140,7 @@ class DropoutLayer(RandomLayerMixin, NeuronLayer):
 
     def forward(self, bottom, top):
         x = bottom[0].data
-        factor = self._factor(x.dtype)
+        factor = self.factor(x.dtype)
         if self.random_mask:
             self.mask = self.random().random(x.shape) >= self.ratio  # Bernoulli(1 - ratio)
             np.multiply(x, self.mask if factor is None else self.mask * factor, out=top[0].data)
@@ -153,7 +153,7 @@ class DropoutLayer(RandomLayerMixin, NeuronLayer):
         if not propagate_down[0]:
             return
         dy = top[0].diff
-        factor = self._factor(dy.dtype)
+        factor = self.factor(dy.dtype)
         if self.random_mask:
             if self.mask is None:
                 raise self.error("backward before forward (no dropout mask)")

@@ -132,3 +132,33 @@ def test_write_text_file_is_atomic_and_keeps_header(tmp_path):
     prototxt.write_text_file(target, caffe_pb2.NetParameter(name="n"), header="# kept\n")
     assert target.read_text() == '# kept\nname: "n"\n'
     assert [p.name for p in tmp_path.iterdir()] == ["net.prototxt"]
+
+
+FORK_TRAINING_SNIPPETS = {
+    "ssd_train": '''layer { name: "data" type: "AnnotatedData" top: "data" top: "label"
+  transform_param { mirror: true mean_value: 104 resize_param { prob: 1 resize_mode: WARP height: 300
+    width: 300 interp_mode: LINEAR interp_mode: AREA } emit_constraint { emit_type: CENTER }
+    distort_param { brightness_prob: 0.5 brightness_delta: 32 } expand_param { prob: 0.5 max_expand_ratio: 4 } }
+  annotated_data_param { batch_sampler { sampler { min_scale: 0.3 max_scale: 1 } sample_constraint {
+    min_jaccard_overlap: 0.1 } max_sample: 1 max_trials: 50 } label_map_file: "labelmap.prototxt" } }
+layer { name: "mbox_loss" type: "MultiBoxLoss" bottom: "mbox_loc" top: "mbox_loss"
+  multibox_loss_param { loc_loss_type: SMOOTH_L1 conf_loss_type: SOFTMAX num_classes: 21 match_type: PER_PREDICTION
+    overlap_threshold: 0.5 neg_pos_ratio: 3 code_type: CENTER_SIZE mining_type: MAX_NEGATIVE } }''',
+    "segnet_train": '''layer { name: "loss" type: "SoftmaxWithLoss" bottom: "conv1" bottom: "label" top: "loss"
+  loss_param { weight_by_label_freqs: true ignore_label: 11 class_weighting: 0.2595 class_weighting: 0.1826 } }
+layer { name: "drop" type: "Dropout" bottom: "a" top: "a" dropout_param { dropout_ratio: 0.5 sample_weights_test: true } }''',
+    "py_faster_rcnn_train": '''layer { name: "loss_bbox" type: "SmoothL1Loss" bottom: "bbox_pred" top: "loss_bbox"
+  smooth_l1_loss_param { sigma: 3.0 } }
+layer { name: "drop6" type: "Dropout" bottom: "fc6" top: "fc6" dropout_param { dropout_ratio: 0.5 scale_train: false } }''',
+    "pspnet": '''layer { name: "interp" type: "Interp" bottom: "conv6" top: "conv6_interp" interp_param { zoom_factor: 8 } }
+layer { name: "shuffle" type: "ShuffleChannel" bottom: "a" top: "b" shuffle_channel_param { group: 3 } }
+layer { name: "relu6" type: "ReLU6" bottom: "b" top: "b" relu6_param { negative_slope: 0 } }''',
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORK_TRAINING_SNIPPETS))
+def test_fork_training_files_parse_and_print_back(name):
+    net = prototxt.parse_text(FORK_TRAINING_SNIPPETS[name], caffe_pb2.NetParameter, name)
+    again = prototxt.parse_text(prototxt.to_text(net), caffe_pb2.NetParameter)
+    assert again == net and len(net.layer) >= 2
+    assert caffe_pb2.NetParameter.FromString(net.SerializeToString()) == net

@@ -1,6 +1,6 @@
 """The smaller fork layers and options against values worked out from their sources: Interp
 (DeepLab v2 / PSPNet), ReLU6, ShuffleChannel, DepthwiseConvolution, Dropout's scale_train and
-sample_weights_test, Pooling's ceil_mode."""
+sample_weights_test, Pooling's ceil_mode, SegNet's class-weighted SoftmaxWithLoss."""
 from __future__ import annotations
 
 import numpy as np
@@ -128,3 +128,21 @@ def test_pooling_refuses_contradicting_ceil_mode_and_round_mode():
     with pytest.raises(CaffeCaeError, match="ceil_mode: false contradicts round_mode: CEIL"):
         LayerRun(layer_text("Pooling", "pooling_param { kernel_size: 2 round_mode: CEIL ceil_mode: false }"),
                  [np.zeros((1, 1, 4, 4))])
+
+
+# -- SegNet's class weighting ----------------------------------------------------------------
+
+
+def test_softmax_loss_class_weighting_multiplies_each_term_by_its_labels_weight():
+    scores = np.zeros((1, 2, 1, 3))  # uniform: every probability 1/2
+    labels = np.array([[[[0, 1, 1]]]], dtype=float)
+    body = "loss_param { weight_by_label_freqs: true class_weighting: 4 class_weighting: 1 }"
+    run = LayerRun(layer_text("SoftmaxWithLoss", body, bottoms=2), [scores, labels])
+    (loss,) = run.forward()
+    assert loss == pytest.approx((4 + 1 + 1) * np.log(2) / 3, rel=1e-6)
+    run.top[0].diff[...] = 1
+    dx, _ = run.backward([np.ones(())], [True, False])
+    np.testing.assert_allclose(dx[0, :, 0, 0], [4 * -0.5 / 3, 4 * 0.5 / 3], rtol=1e-6)
+    with pytest.raises(CaffeCaeError, match="Number of class weight values does not match"):
+        LayerRun(layer_text("SoftmaxWithLoss", "loss_param { weight_by_label_freqs: true class_weighting: 1 }",
+                            bottoms=2), [scores, labels])

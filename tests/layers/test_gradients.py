@@ -635,6 +635,10 @@ CONFIGS = [
          "dropout_param { dropout_ratio: 0.3 scale_train: false }", [(2, 3, 4)]),
     Case("dropout_sample_weights_test", "Dropout",
          "dropout_param { dropout_ratio: 0.4 sample_weights_test: true }", [(2, 5)]),
+    Case("softmax_loss_segnet_class_weighting", "SoftmaxWithLoss",
+         "loss_param { weight_by_label_freqs: true class_weighting: 0.5 class_weighting: 2 "
+         "class_weighting: 1.5 ignore_label: 1 }", [(2, 3, 2, 2), (2, 1, 2, 2)],
+         values=[None, labels(3, ignore=1)]),
     Case("pool_max_ceil_mode_false", "Pooling",
          "pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 ceil_mode: false }",
          [(1, 2, 6, 6)]),

@@ -30,7 +30,7 @@ def _opencv(layer: Layer):
         import cv2
     except ImportError:
         raise layer.error("reading images needs OpenCV, as SegNet's Caffe does: pip install "
-                          "opencv-python-headless") from None
+                          "'caffe-cae[images]' (opencv-python-headless)") from None
     return cv2
 
 

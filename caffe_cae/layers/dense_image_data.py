@@ -15,8 +15,6 @@ differently).  Decoding needs OpenCV (``pip install opencv-python-headless``), a
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from caffe_cae.layers.base import Layer

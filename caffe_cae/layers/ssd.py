@@ -458,8 +458,8 @@ class DetectionOutputLayer(Layer):
             raise self.error(f"bottoms 0 and 1 must have the same num: {list(loc)} vs {list(conf)}")
         _, prior_height, _ = _legacy_chw(self, prior)
         self.num_priors = prior_height // 4
-        loc_channels = math.prod(loc[1:])
-        conf_channels = math.prod(conf[1:])
+        loc_channels, _, _ = _legacy_chw(self, loc)  # the fork compares channels()
+        conf_channels, _, _ = _legacy_chw(self, conf)
         if self.num_priors * self.num_loc_classes * 4 != loc_channels:
             raise self.error(f"Number of priors must match number of location predictions: "
                              f"{self.num_priors} priors x {self.num_loc_classes} x 4 != {loc_channels}")

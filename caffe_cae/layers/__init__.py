@@ -30,6 +30,7 @@ FAMILIES = [
     "prelu",
     # Caffe forks' layers
     "ssd",
+    "ssd_detection",
     "segnet",
     "bn",
     "roi_pooling",

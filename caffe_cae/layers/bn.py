@@ -27,18 +27,12 @@ import numpy as np
 
 from caffe_cae.fillers import fill
 from caffe_cae.layers.base import Layer
+from caffe_cae.layers.common import legacy_shape
 from caffe_cae.layers.registry import register
 from caffe_cae.proto import caffe_pb2
 
 BNMode = caffe_pb2.BNParameter
 VAR_EPS = 1e-9
-
-
-def _nchw(layer: Layer, shape) -> tuple[int, int, int, int]:
-    if not 1 <= len(shape) <= 4:
-        raise layer.error(f"needs a blob of 1 to 4 axes (num, channels, height, width), got {list(shape)}")
-    dims = tuple(shape) + (1,) * (4 - len(shape))
-    return dims  # type: ignore[return-value]
 
 
 @register("BN")
@@ -61,12 +55,12 @@ class BNLayer(Layer):
 
     def setup(self, bottom_shapes):
         self.mode = self.param.bn_param.bn_mode
-        _, self.channels, _, _ = _nchw(self, bottom_shapes[0])
+        _, self.channels, _, _ = legacy_shape(self, bottom_shapes[0])
         return [(1, self.channels, 1, 1), (1, self.channels, 1, 1)]
 
     def reshape(self, bottom_shapes):
         shape = tuple(bottom_shapes[0])
-        _, channels, _, _ = _nchw(self, shape)
+        _, channels, _, _ = legacy_shape(self, shape)
         if channels != self.channels:
             raise self.error(f"bottom has {channels} channels, the layer was set up for {self.channels}")
         return [shape] + [(1, channels, 1, 1)] * (self._n_tops - 1)
@@ -80,7 +74,7 @@ class BNLayer(Layer):
                                        where=f"{where}: shift_filler")
 
     def _view(self, a: np.ndarray) -> np.ndarray:
-        n, c, h, w = _nchw(self, a.shape)
+        n, c, h, w = legacy_shape(self, a.shape)
         return a.reshape(n, c, h * w)
 
     def _per_channel(self, index: int, dtype) -> np.ndarray:

@@ -17,7 +17,7 @@ from onnx import TensorProto, helper
 
 from caffe_cae.errors import CaffeCaeError
 from caffe_cae.fileio import atomic_write_bytes
-from caffe_cae.onnx import fusion, ops_basic, ops_vision  # ops_*: register the converters
+from caffe_cae.onnx import fusion, ops_basic, ops_forks, ops_vision  # ops_*: register the converters
 from caffe_cae.onnx.converters import LayerContext, convert
 from caffe_cae.onnx.graph import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, GraphBuilder
 

@@ -182,7 +182,10 @@ def count_params(net: caffe_pb2.NetParameter | str | os.PathLike, phase: str = "
     if phase not in ("TRAIN", "TEST"):
         raise CaffeCaeError(f"phase must be TRAIN or TEST, not {phase!r}")
     set_net_state(param, caffe_pb2.Phase.Value(phase), level, stages)
-    graph = build_graph(param, shape_overrides=data_top_shapes(param, input_shapes))
+    from caffe_cae.layers.python_layer import allow_python_layers, net_folder
+
+    with allow_python_layers(None, net_folder(net)):
+        graph = build_graph(param, shape_overrides=data_top_shapes(param, input_shapes))
     return report_graph(graph, phase)
 
 

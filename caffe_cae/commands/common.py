@@ -41,3 +41,12 @@ def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
 def input_shapes(args) -> dict[str, tuple[int, ...]]:
     """The ``--input-shape`` arguments as {blob: per-sample shape}."""
     return dict(parse_input_shape(text) for text in args.input_shape)
+
+
+def add_python_layers_argument(parser) -> None:
+    """``--allow-python-layers``: run the net's ``type: "Python"`` layers (``caffe_cae.cli``
+    applies it around the whole command)."""
+    parser.add_argument("--allow-python-layers", action="store_true",
+                        help='run the net\'s type: "Python" layers: they import and run the module '
+                             "python_param names (from sys.path and the prototxt's folder), i.e. "
+                             "arbitrary code, so they are refused without this flag")

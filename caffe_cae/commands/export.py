@@ -23,6 +23,7 @@ import logging
 
 from caffe_cae.commands.common import add_input_shape_argument, input_shapes
 from caffe_cae.onnx.graph import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+from caffe_cae.commands.common import add_python_layers_argument
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def register(subparsers) -> None:
                         help="no graph rewrites: every layer keeps its own nodes (see above)")
     add_input_shape_argument(parser)
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET})")
+    add_python_layers_argument(parser)
     parser.set_defaults(func=run)
 
 

@@ -24,7 +24,7 @@ def layer_support() -> list[LayerSupport]:
     rows = []
     for name, cls in sorted(LAYERS.items(), key=lambda item: item[0].lower()):
         if name in UNEXPORTABLE:
-            rows.append(LayerSupport(name, "refused", UNEXPORTABLE[name]))
+            rows.append(LayerSupport(name, "refused", UNEXPORTABLE[name].reason))
         elif cls.is_data:
             rows.append(LayerSupport(name, "input"))
         elif cls.is_loss or cls.is_metric:

@@ -20,7 +20,7 @@ import argparse
 import logging
 
 from caffe_cae import params
-from caffe_cae.commands.common import add_input_shape_argument, input_shapes
+from caffe_cae.commands.common import add_input_shape_argument, add_python_layers_argument, input_shapes
 
 
 def register(subparsers) -> None:
@@ -35,6 +35,7 @@ def register(subparsers) -> None:
     parser.add_argument("--stage", action="append", default=[], help="net state stage (repeatable)")
     parser.add_argument("--level", type=int, default=0, help="net state level (default 0)")
     add_input_shape_argument(parser)
+    add_python_layers_argument(parser)
     parser.set_defaults(func=run)
 
 

@@ -31,6 +31,16 @@ FAMILIES = [
     "normalization",
     "affine",
     "prelu",
+    # Caffe forks' layers
+    "ssd",
+    "ssd_detection",
+    "segnet",
+    "bn",
+    "roi_pooling",
+    "interp",
+    "mobile",
+    "python_layer",
+    "dense_image_data",
 ]
 
 for _family in FAMILIES:

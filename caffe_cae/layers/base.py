@@ -25,7 +25,7 @@ with ``hasattr``.  A new layer overrides only what differs:
   ``is_loss``, ``is_metric`` (Accuracy-like: left out of inference exports),
   ``identity_at_inference`` (Dropout), ``draws_random_numbers`` (the gradient checker reseeds
   it), ``backward_ignores_propagate_down`` (backward runs even when no bottom needs a diff),
-  ``gradient_check``;
+  ``overwrites_param_gradients`` (a fork's quirk), ``gradient_check``;
 * ``shares_memory(bottom_index, top_index)``: the top is a view of the bottom (Split, Reshape,
   Flatten, one-part Concat/Slice);
 * data layers: ``source_top_shapes()`` / ``param_top_shapes()``, their top shapes from the data
@@ -84,6 +84,10 @@ class Layer:
     #: The forward leaves in bottom 0's diff what the backward reads (HingeLoss's margins), as
     #: Caffe's layer does: whatever writes that diff in between changes the gradient.
     backward_reads_bottom_diff: bool = False
+    #: A fork's layer whose backward *assigns* its parameter gradients instead of adding them
+    #: (Noh's/SegNet's BN): under ``iter_size > 1`` only the last pass's gradient survives, as
+    #: in that fork.  The gradient checker then expects assignment.
+    overwrites_param_gradients: bool = False
     #: The top is an elementwise function of bottom 0, of its shape (activations, Scale, ...):
     #: it holds no new units (the papers' model size counts units where they are computed).
     elementwise: bool = False

@@ -314,6 +314,21 @@ class ConvolutionLayer(BaseConvolution):
                 col2im(dcol.reshape(self.num, -1, dy.shape[3]), g, dx, self._ws)
 
 
+@register("DepthwiseConvolution")
+class DepthwiseConvolutionLayer(ConvolutionLayer):
+    """yonghenglh6/DepthwiseConvolution's type (README 1348985: "replacing the type of mobile
+    convolution layer with DepthwiseConvolution is all"): its CPU path is Caffe's Convolution
+    with ``convolution_param.group``; its GPU kernel assumes one group per input channel, so
+    another group is refused (the fork's two paths would disagree)."""
+
+    def setup(self, bottom_shapes):
+        shapes = super().setup(bottom_shapes)
+        if self.group != self.channels:
+            raise self.error(f"group ({self.group}) must equal the input channels ({self.channels}): "
+                             f"the fork computes a depthwise convolution")
+        return shapes
+
+
 @register("Deconvolution")
 class DeconvolutionLayer(BaseConvolution):
     """Caffe's Deconvolution: the transpose (backward-data pass) of Convolution.

@@ -3,7 +3,8 @@
 Output size (per spatial axis, computed in float as Caffe does)::
 
     pooled = ceil((in + 2*pad - kernel) / stride) + 1        (round_mode CEIL, the default)
-    pooled = floor((in + 2*pad - kernel) / stride) + 1       (round_mode FLOOR)
+    pooled = floor((in + 2*pad - kernel) / stride) + 1       (round_mode FLOOR, or the forks'
+                                                              ceil_mode: false, e.g. DenseNet)
     if any pad > 0 and (pooled - 1) * stride >= in + pad: pooled -= 1   (last window must
                                          start inside image + pad; checked on both axes)
 
@@ -72,6 +73,12 @@ class PoolingLayer(Layer):
             raise self.error(f"pad {list(self.pad)} must be smaller than kernel "
                              f"{list(self.kernel)}")
         self.round_mode = pp.round_mode
+        if pp.HasField("ceil_mode"):  # DenseNet's Caffe (BVLC PR 3057): the bool before round_mode
+            from_ceil_mode = P.CEIL if pp.ceil_mode else P.FLOOR
+            if pp.HasField("round_mode") and pp.round_mode != from_ceil_mode:
+                raise self.error(f"ceil_mode: {str(pp.ceil_mode).lower()} contradicts round_mode: "
+                                 f"{P.RoundMode.Name(pp.round_mode)}; give one of them")
+            self.round_mode = from_ceil_mode
         self._ws = Workspace()
         self._reshaped_for = None
         return []

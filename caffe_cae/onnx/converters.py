@@ -17,9 +17,20 @@ from caffe_cae.layers.base import Layer
 from caffe_cae.onnx.graph import GraphBuilder
 
 CONVERTERS: dict[str, Callable[["LayerContext"], None]] = {}
-#: Layer types with no ONNX form at inference -> why (the one-line refusal names the layer).
-#: Loss, metric and data layers need no entry: the exporter leaves them out or makes inputs.
-UNEXPORTABLE: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a layer type has no ONNX form (``reason``, one line for listings) and, optionally,
+    the error for one layer (``message``: e.g. which blobs to export instead)."""
+
+    reason: str
+    message: Callable[["LayerContext"], str] | None = None
+
+
+#: Layer types with no ONNX form at inference (the one-line refusal names the layer).  Loss,
+#: metric and data layers need no entry: the exporter leaves them out or makes them inputs.
+UNEXPORTABLE: dict[str, Refusal] = {}
 
 
 @dataclass
@@ -62,15 +73,18 @@ def converter(*type_names: str):
     return add
 
 
-def unexportable(type_name: str, reason: str) -> None:
-    """Declare that ``type_name`` has no ONNX form; exporting one raises ``reason``."""
-    UNEXPORTABLE[type_name] = reason
+def unexportable(type_name: str, reason: str, message: Callable[[LayerContext], str] | None = None) -> None:
+    """Declare that ``type_name`` has no ONNX form; exporting one raises ``message(context)``,
+    or "<type> has no ONNX form: <reason>"."""
+    UNEXPORTABLE[type_name] = Refusal(reason, message)
 
 
 def convert(context: LayerContext) -> None:
     type_name = context.layer.type
-    if type_name in UNEXPORTABLE:
-        raise context.error(f"{type_name} has no ONNX form: {UNEXPORTABLE[type_name]}")
+    refusal = UNEXPORTABLE.get(type_name)
+    if refusal is not None:
+        raise context.error(refusal.message(context) if refusal.message else
+                            f"{type_name} has no ONNX form: {refusal.reason}")
     try:
         function = CONVERTERS[type_name]
     except KeyError:

@@ -18,7 +18,7 @@ from onnx import TensorProto, helper
 from caffe_cae.errors import CaffeCaeError
 from caffe_cae.fileio import atomic_write_bytes
 from caffe_cae.onnx import fusion, ops_vision
-from caffe_cae.onnx import ops_basic, ops_math, ops_normalization, ops_recurrent, ops_tensor  # noqa: F401 (register converters)
+from caffe_cae.onnx import ops_basic, ops_forks, ops_math, ops_normalization, ops_recurrent, ops_tensor  # noqa: F401 (register converters)
 from caffe_cae.onnx.converters import LayerContext, convert
 from caffe_cae.onnx.graph import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, GraphBuilder
 

@@ -34,7 +34,16 @@ def relu(c: LayerContext) -> None:
 
 @converter("Dropout", "Split")
 def identity(c: LayerContext) -> None:
-    """Dropout is the identity at inference; Split only copies its bottom to every top."""
+    """Dropout is the identity at inference; Split only copies its bottom to every top.
+    The forks' Dropout options: ``scale_train: false`` scales by Caffe's ``1/scale_``;
+    ``sample_weights_test`` (a random mask at test time) has no deterministic form."""
+    if c.layer.type == "Dropout" and not c.layer.identity_at_inference:
+        if c.layer.random_mask:
+            raise c.error("sample_weights_test draws a random dropout mask at test time (Monte-Carlo "
+                          "dropout); an ONNX model is deterministic: export without it")
+        factor = c.layer.factor(np.dtype(np.float32))
+        c.emit("Mul", [c.inputs[0], c.const("scale", factor)], output_index=0)
+        return
     for k in range(len(c.outputs)):
         c.emit("Identity", c.inputs[:1], output_index=k)
 

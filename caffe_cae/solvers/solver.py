@@ -114,15 +114,18 @@ class Solver:
         return Net(net_param, phase=net_param.state.phase, seed=seed)
 
     def _init_nets(self, extra_weights) -> None:
+        from caffe_cae.layers.python_layer import allow_python_layers
+
         base_dir = os.path.dirname(os.path.abspath(self.source)) if self.source else None
         where = self.source or "solver"
         train_param, what = config.train_net_param(self.param, base_dir, where)
-        log.info("Creating training net from %s", what)
-        self.net = self._make_net(train_param, 0)
-        self.test_nets = []
-        for i, (net_param, what) in enumerate(config.test_net_params(self.param, base_dir, where)):
-            log.info("Creating test net (#%d) specified by %s", i, what)
-            self.test_nets.append(self._make_net(net_param, 1 + i))
+        with allow_python_layers(None, base_dir):  # Python layers' modules may sit beside the solver
+            log.info("Creating training net from %s", what)
+            self.net = self._make_net(train_param, 0)
+            self.test_nets = []
+            for i, (net_param, what) in enumerate(config.test_net_params(self.param, base_dir, where)):
+                log.info("Creating test net (#%d) specified by %s", i, what)
+                self.test_nets.append(self._make_net(net_param, 1 + i))
         self._load_weights(extra_weights)
         log.info("Solver scaffolding done.")
 

@@ -1,5 +1,5 @@
-"""The shapes of a net's data tops without loading data, and the net with its data layers
-turned into Input layers of those shapes.
+"""The shapes of a net's data tops without loading data (the net with its data layers turned
+into Input layers of those shapes: :func:`caffe_cae.migrate.deploy.data_layers_as_inputs`).
 
 For ``params``, ``export`` and anything that infers shapes before data is read, each top of a
 data layer (a layer with the ``is_data`` trait) takes its shape from, in this order:
@@ -39,12 +39,13 @@ def batch_size(layer: caffe_pb2.LayerParameter) -> int:
 
 
 def _data_layer(param: caffe_pb2.LayerParameter, phase: int):
-    """The layer object of a data layer (not set up), or None for other and unknown types."""
-    from caffe_cae.layers import LAYERS
+    """The layer object of a data layer (not set up), or None for other types."""
+    from caffe_cae.layers import layer_class
+    from caffe_cae.migrate.deploy import is_data_layer
 
-    cls = LAYERS.get(param.type)
-    if cls is None or not cls.is_data:
+    if not is_data_layer(param):
         return None
+    cls = layer_class(param.type, param.name)
     copy = caffe_pb2.LayerParameter()
     copy.CopyFrom(param)
     if not copy.HasField("phase"):
@@ -100,26 +101,3 @@ def data_top_shapes(net: caffe_pb2.NetParameter, given: dict[str, Shape] | None 
                         ", ".join(f"{top} {'x'.join(map(str, shapes[top]))}" for top in wanted))
     return shapes
 
-
-def data_layers_as_inputs(net: caffe_pb2.NetParameter, shapes: dict[str, Shape]) -> caffe_pb2.NetParameter:
-    """``net`` filtered for its state, with every data layer replaced by an Input layer of the
-    same name and tops, shaped by ``shapes`` (full shapes, see :func:`data_top_shapes`).  Its
-    transformation (mean, scale, crop) is not carried over: the input is the prepared data."""
-    filtered = filter_net(net)
-    out = caffe_pb2.NetParameter()
-    out.CopyFrom(filtered)
-    del out.layer[:]
-    for param in filtered.layer:
-        is_input = param.type == "Input"
-        if _data_layer(param, net.state.phase) is None or (is_input and not any(t in shapes for t in param.top)):
-            out.layer.add().CopyFrom(param)
-            continue
-        own = list(param.input_param.shape) if is_input else []
-        replaced = out.layer.add(name=param.name, type="Input", top=list(param.top))
-        for j, top in enumerate(param.top):
-            shape = replaced.input_param.shape.add()
-            if top in shapes:
-                shape.dim.extend(shapes[top])
-            elif own:
-                shape.CopyFrom(own[0 if len(own) == 1 else j])
-    return out

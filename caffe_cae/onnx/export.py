@@ -180,7 +180,8 @@ def export(
     (:func:`caffe_cae.netgraph.data_shapes.data_top_shapes`), so a trained net exports without
     its data on disk."""
     from caffe_cae.net import Net
-    from caffe_cae.netgraph.data_shapes import data_layers_as_inputs, data_top_shapes
+    from caffe_cae.migrate.deploy import data_layers_as_inputs
+    from caffe_cae.netgraph.data_shapes import data_top_shapes
     from caffe_cae.netgraph.loading import load_net_param, set_net_state
     from caffe_cae.proto import caffe_pb2
 

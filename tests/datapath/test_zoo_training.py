@@ -172,7 +172,7 @@ def test_a_mean_file_alone_tells_the_shape(tmp_path, monkeypatch):
 
 def test_export_a_train_val_net_without_its_data(tmp_path, monkeypatch):
     onnxruntime = pytest.importorskip("onnxruntime")
-    from caffe_cae.netgraph.data_shapes import data_layers_as_inputs
+    from caffe_cae.migrate.deploy import data_layers_as_inputs
     from caffe_cae.onnx import export
 
     monkeypatch.chdir(tmp_path)

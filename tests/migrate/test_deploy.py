@@ -1,12 +1,13 @@
 """deploy_net: the deploy form of a train/val net (data layers -> Input of given shapes, labels
-and what reads them dropped, SoftmaxWithLoss -> Softmax "prob", no phase rules)."""
+and what reads them dropped, SoftmaxWithLoss -> Softmax "prob", no phase rules), built on
+data_layers_as_inputs (data layers -> Input, everything else kept)."""
 import pytest
 
 from caffe_cae.errors import CaffeCaeError
-from caffe_cae.migrate.deploy import deploy_net
+from caffe_cae.migrate.deploy import data_layers_as_inputs, deploy_net
 from caffe_cae.net import Net
 from caffe_cae.proto import caffe_pb2
-from caffe_cae.prototxt import parse_text
+from caffe_cae.prototxt import parse_text, read_net_text
 from tests.helpers.paths import ZOO
 
 LENET = ZOO / "lenet_train_test" / "lenet_train_test.prototxt"
@@ -57,3 +58,25 @@ def test_unknown_data_blob_is_an_error():
         deploy_net(LENET, {"image": (1, 1, 28, 28)})
     with pytest.raises(CaffeCaeError, match="no input"):
         deploy_net(LENET, {})
+
+
+def test_data_layers_as_inputs_keeps_labels_and_losses():
+    net = read_net_text(str(LENET))
+    net.state.phase = caffe_pb2.TEST
+    inputs = data_layers_as_inputs(net, {"data": (2, 1, 28, 28), "label": (2,)})
+    assert _types(inputs)[0] == ("mnist", "Input") and _types(inputs)[-2:] == [("accuracy", "Accuracy"),
+                                                                              ("loss", "SoftmaxWithLoss")]
+    assert [list(s.dim) for s in inputs.layer[0].input_param.shape] == [[2, 1, 28, 28], [2]]
+    assert Net(inputs, phase=caffe_pb2.TEST).blobs["loss"].shape == ()
+
+
+def test_an_input_layer_with_one_shape_gives_it_to_every_top():
+    text = 'layer { name: "in" type: "Input" top: "x" top: "y" input_param { shape { dim: 1 dim: 2 } } }'
+    net = deploy_net(parse_text(text, caffe_pb2.NetParameter, "t"), {"y": (4, 2)})
+    assert [list(s.dim) for s in net.layer[0].input_param.shape] == [[1, 2], [4, 2]]
+
+
+def test_an_unknown_layer_type_is_an_error():
+    text = 'layer { name: "d" type: "MyData" top: "data" }'
+    with pytest.raises(CaffeCaeError, match="layer 'd': unknown layer type 'MyData'"):
+        deploy_net(parse_text(text, caffe_pb2.NetParameter, "t"), {"data": (1, 2)})

@@ -1,4 +1,4 @@
-"""OpenCV's ``cv::resize(..., INTER_LINEAR)`` on 8-bit images, in NumPy.
+"""OpenCV's ``cv::resize(..., INTER_LINEAR)`` on 8-bit images, and ``INTER_NEAREST``, in NumPy.
 
 Caffe resizes with OpenCV (ImageData ``new_height``/``new_width``, WindowData's warp,
 ``convert_imageset --resize_*``).  OpenCV's 8-bit bilinear resize is fixed point: 11-bit
@@ -56,3 +56,17 @@ def resize_linear(image: np.ndarray, height: int, width: int) -> np.ndarray:
     bw0, bw1 = b0[:, None, None], b1[:, None, None]
     blended = ((((top >> 4) * bw0) >> 16) + (((bottom >> 4) * bw1) >> 16) + 2) >> 2
     return np.clip(blended, 0, 255).astype(np.uint8)
+
+
+def _nearest(src_size: int, dst_size: int) -> np.ndarray:
+    """OpenCV's nearest source index per output position: ``floor(i * (1 / (dst / src)))`` in
+    double precision, clamped (it is not always the exact ``i * src // dst``)."""
+    inverse = 1.0 / (dst_size / src_size)
+    return np.minimum(np.floor(np.arange(dst_size) * inverse).astype(np.int64), src_size - 1)
+
+
+def resize_nearest(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``cv::resize(image, (width, height), INTER_NEAREST)`` of an ``H x W [x C]`` image: each
+    output pixel copies one source pixel, no values are mixed (label images)."""
+    src_h, src_w = image.shape[:2]
+    return image[_nearest(src_h, height)[:, None], _nearest(src_w, width)[None, :]]

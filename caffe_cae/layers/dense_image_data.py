@@ -3,33 +3,27 @@
 ``src/caffe/data_transformer.cpp`` 03d1e9f).
 
 ``dense_image_data_param.source`` lists one ``image label`` pair of file names per line
-(``root_folder`` prefixed).  Images are read as OpenCV reads them for Caffe (``cv::imread``: BGR,
-or gray with ``is_color: false``), labels as gray images; with ``new_height``/``new_width``
-both are resized (images bilinear, labels nearest).  Tops: data (batch, C, H, W) =
+(``root_folder`` prefixed).  Images are read as the fork's ``cv::imread`` reads them (BGR, or gray
+with ``is_color: false``; :mod:`caffe_cae.data.images`), labels as gray images; with
+``new_height``/``new_width`` both are resized as OpenCV resizes them (images bilinear, labels
+nearest; :mod:`caffe_cae.data.resize`).  Tops: data (batch, C, H, W) =
 ``(pixel - mean) * scale`` (``transform_param``: ``mean_file`` or ``mean_value``, ``scale``) and
 label (batch, 1, H, W) = the label pixels unchanged.  The list is read in order (``shuffle``:
 reshuffled at every pass, ``rand_skip``: a random start), wrapping around.  With
 ``batch_size: 1`` and no resizing, each image keeps its own size (the tops are reshaped).
 As the fork, ``mirror`` and ``crop_size`` are refused (they would transform image and label
-differently).  Decoding needs OpenCV (``pip install opencv-python-headless``), as the fork does.
+differently).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from caffe_cae.data.images import ImageError, read_image
+from caffe_cae.data.resize import resize_linear, resize_nearest
 from caffe_cae.layers.base import Layer
 from caffe_cae.layers.common import RandomLayerMixin
 from caffe_cae.layers.registry import register
 from caffe_cae.proto import caffe_pb2
-
-
-def _opencv(layer: Layer):
-    try:
-        import cv2
-    except ImportError:
-        raise layer.error("reading images needs OpenCV, as SegNet's Caffe does: pip install "
-                          "'caffe-cae[images]' (opencv-python-headless)") from None
-    return cv2
 
 
 @register("DenseImageData")
@@ -51,7 +45,6 @@ class DenseImageDataLayer(RandomLayerMixin, Layer):
                              "transform input and label images in the same way (mirror, crop_size)")
         if t.HasField("mean_file") and t.mean_value:
             raise self.error("Cannot specify mean_file and mean_value at the same time")
-        self.cv2 = _opencv(self)
         self.lines = self._read_list(p.source)
         if not self.lines:
             raise self.error(f"{p.source}: the list names no image")
@@ -75,23 +68,24 @@ class DenseImageDataLayer(RandomLayerMixin, Layer):
 
     def _read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(image (C, H, W) uint8, label (H, W) uint8) of list entry ``index``."""
-        cv2, p = self.cv2, self.param.dense_image_data_param
+        p = self.param.dense_image_data_param
         image_file, label_file = (p.root_folder + name for name in self.lines[index])
-        image = cv2.imread(image_file, cv2.IMREAD_COLOR if p.is_color else cv2.IMREAD_GRAYSCALE)
-        if image is None:
-            raise self.error(f"Could not load {image_file}")
-        label = cv2.imread(label_file, cv2.IMREAD_GRAYSCALE)
-        if label is None:
-            raise self.error(f"Could not load {label_file}")
+        where = f"listed in '{p.source}'"
+        image = self._read_image(image_file, bool(p.is_color), f"image ({where})")
+        label = self._read_image(label_file, False, f"label image ({where})")[:, :, 0]
         if p.new_height > 0:
-            size = (int(p.new_width), int(p.new_height))
-            image = cv2.resize(image, size)
-            label = cv2.resize(label, size, interpolation=cv2.INTER_NEAREST)
-        if label.shape[:2] != image.shape[:2]:
+            image = resize_linear(image, int(p.new_height), int(p.new_width))
+            label = resize_nearest(label, int(p.new_height), int(p.new_width))
+        if label.shape != image.shape[:2]:
             raise self.error(f"Input and label image heights and widths must match ({image_file} "
-                             f"{list(image.shape[:2])}, {label_file} {list(label.shape[:2])})")
-        image = image[:, :, None] if image.ndim == 2 else image
+                             f"{list(image.shape[:2])}, {label_file} {list(label.shape)})")
         return image.transpose(2, 0, 1), label
+
+    def _read_image(self, path: str, color: bool, what: str) -> np.ndarray:
+        try:
+            return read_image(path, color)
+        except ImageError as err:
+            raise self.error(f"Could not load the {what}: {err}") from None
 
     def _mean(self, shape) -> np.ndarray | float:
         t = self.param.transform_param

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from caffe_cae.data.images import ImageError, decode_image, encode_image, read_image
-from caffe_cae.data.resize import resize_linear
+from caffe_cae.data.resize import resize_linear, resize_nearest
 
 cv2 = pytest.importorskip("cv2")
 
@@ -100,3 +100,14 @@ def test_resize_special_sizes(shape, size):
     image = np.random.default_rng(1).integers(0, 256, (*shape, 3), dtype=np.uint8)
     expected = cv2.resize(image, size[::-1], interpolation=cv2.INTER_LINEAR)
     np.testing.assert_array_equal(resize_linear(image, *size), expected)
+
+
+def test_nearest_resize_is_opencvs():
+    rng = np.random.default_rng(5)
+    sizes = [(int(a), int(b)) for a, b in rng.integers(1, 200, (80, 2))]
+    pairs = [*zip(sizes, sizes[::-1]), ((6, 14), (34, 18))]  # 6 -> 34, 14 -> 18: not i * src // dst
+    for (h, w), (new_h, new_w) in pairs:
+        for shape in ((h, w), (h, w, 3)):
+            image = rng.integers(0, 256, shape, dtype=np.uint8)
+            expected = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_NEAREST)
+            np.testing.assert_array_equal(resize_nearest(image, new_h, new_w), expected, err_msg=f"{(h, w)} -> {(new_h, new_w)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from caffe_cae.errors import CaffeCaeError
 from caffe_cae.net import Net
@@ -72,9 +73,6 @@ def test_upsample_refusals(body, mask, message):
 
 # -- DenseImageData --------------------------------------------------------------------------
 
-cv2 = pytest.importorskip("cv2")
-
-
 @pytest.fixture
 def image_list(tmp_path):
     rng = np.random.default_rng(4)
@@ -82,8 +80,8 @@ def image_list(tmp_path):
     for i in range(3):
         image = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
         label = rng.integers(0, 11, (6, 5), dtype=np.uint8)
-        cv2.imwrite(str(tmp_path / f"img{i}.png"), image)
-        cv2.imwrite(str(tmp_path / f"lab{i}.png"), label)
+        Image.fromarray(image[:, :, ::-1]).save(tmp_path / f"img{i}.png")  # image is BGR
+        Image.fromarray(label).save(tmp_path / f"lab{i}.png")
         images.append(image)
         labels.append(label)
     (tmp_path / "list.txt").write_text("".join(f"img{i}.png lab{i}.png\n" for i in range(3)))
@@ -111,6 +109,7 @@ def test_dense_image_data_reads_bgr_images_and_label_images_in_order(image_list)
 
 
 def test_dense_image_data_resizes_labels_with_nearest_neighbours(image_list):
+    cv2 = pytest.importorskip("cv2")  # the fork's reading and resizing
     folder, images, labels = image_list
     run = _data_layer(folder, "batch_size: 1 new_height: 12 new_width: 10 is_color: false")
     data, label = run.forward()

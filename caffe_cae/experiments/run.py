@@ -229,7 +229,10 @@ class Run:
                     window[n] = []
             if time.perf_counter() - clock["last"] >= PROGRESS_EVERY_S:
                 report("training")
-            if stop is not None and stop():
+            # At a chunk's end the loop below tests, saves and stops by itself (a solver asked to
+            # stop would skip that test).
+            at_chunk_end = solver_.iter % s.test_interval == 0 or solver_.iter == s.iters
+            if stop is not None and not at_chunk_end and stop():
                 solver_.request_stop(snapshot=True)
 
         def test():

@@ -92,14 +92,26 @@ def test_a_stopped_and_resumed_run_is_the_uninterrupted_run(tmp_path):
     # 30 training rows, batch 100: every batch wraps; a resume must read on where it stopped.
     common = dict(iters=7, test_every=3, test_iters=1, record_every=2)
     whole, whole_history = _train(_settings(tmp_path / "a", **common))
-    calls = []   # stop() is asked after every iteration and after every chunk (iteration 3)
+    calls = []   # stop() is asked after iterations 1, 2, after the chunk's test at 3, after 4, 5 ...
     with pytest.raises(RunInterrupted) as stopped:
         _train(_settings(tmp_path / "b", **common), stop=lambda: calls.append(1) or len(calls) >= 5)
-    assert stopped.value.iteration == 4                       # mid-chunk: no test, half a loss window
+    assert stopped.value.iteration == 5                       # mid-chunk: no test, half a loss window
     run, history = _train(_settings(tmp_path / "b", **common))
-    assert [s["from"] for s in history["sessions"]] == [0, 4]
+    assert [s["from"] for s in history["sessions"]] == [0, 5]
     assert _comparable(history) == _comparable(whole_history)
     assert learned(run.dir / "snap_iter_7.caffemodel") == learned(whole.dir / "snap_iter_7.caffemodel")
+
+
+def test_a_stop_at_a_chunks_end_keeps_its_test(tmp_path):
+    common = dict(iters=6, test_every=3, test_iters=1, record_every=2)
+    whole, whole_history = _train(_settings(tmp_path / "a", **common))
+    calls = []   # the 3rd call is the one after the test at iteration 3
+    with pytest.raises(RunInterrupted) as stopped:
+        _train(_settings(tmp_path / "b", **common), stop=lambda: calls.append(1) or len(calls) >= 3)
+    assert stopped.value.iteration == 3
+    run, history = _train(_settings(tmp_path / "b", **common))
+    assert _comparable(history) == _comparable(whole_history)
+    assert learned(run.dir / "snap_iter_6.caffemodel") == learned(whole.dir / "snap_iter_6.caffemodel")
 
 
 def test_a_committed_run_folder_resumes_elsewhere(tmp_path):

@@ -66,10 +66,11 @@ class SweepProgress:
         self.poll(force_line=True)
 
     def snapshot(self) -> dict:
-        """``{"done", "running", "iterations", "rate", "eta"}`` over all runs now."""
+        """``{"done", "running", "stages", "iterations", "rate", "eta"}`` over all runs now."""
         now = time.time()
         done = iterations = running = 0
         rate = 0.0
+        stages: dict[str, int] = {}
         for name, folder in self.runs.items():
             info = read_json(folder / "progress.json") or {}
             state = self.ended.get(name) or info.get("state")
@@ -80,12 +81,15 @@ class SweepProgress:
             elif state in ("training", "testing") and now - info.get("time", 0) < STALE_S:
                 running += 1
                 rate += float(info.get("rate", 0.0))
+                stages["training"] = stages.get("training", 0) + 1
             elif state in ("encoding", "evaluating", "drawing"):
                 running += 1
+                stages[state] = stages.get(state, 0) + 1
             iterations += it
         left = len(self.runs) * self.iters - iterations
         eta = left / rate if rate > 0 else None
-        return {"done": done, "running": running, "iterations": iterations, "rate": rate, "eta": eta}
+        return {"done": done, "running": running, "stages": stages, "iterations": iterations, "rate": rate,
+                "eta": eta}
 
     def poll(self, force_line: bool = False) -> None:
         if not self.enabled:
@@ -93,6 +97,8 @@ class SweepProgress:
         with self._lock:
             now = self.snapshot()
             text = f"runs {now['done']}/{len(self.runs)} done, {now['running']} running"
+            if now["stages"]:
+                text += " (" + ", ".join(f"{n} {stage}" for stage, n in sorted(now["stages"].items())) + ")"
             if self.tty:
                 if self._bar is None:
                     from tqdm import tqdm

@@ -16,11 +16,12 @@ def test_aggregates_the_runs_and_logs_plain_lines_off_a_terminal(tmp_path, caplo
     display = SweepProgress(folders, 100, every=3600, stream=stream)
     now = display.snapshot()
     assert now["done"] == 1 and now["running"] == 2 and now["iterations"] == 150
+    assert now["stages"] == {"training": 2}
     assert now["rate"] == 5.0 and now["eta"] == 150 / 5.0
     with caplog.at_level(logging.INFO, logger="caffe_cae.experiments.reproduce"):
         with display:
             display.mark("a", "failed")
-    assert "reproduce: runs 1/3 done, 1 running, 150/300 iterations, 3.0 it/s, ETA 0m50s (training)" in caplog.text
+    assert "reproduce: runs 1/3 done, 1 running (1 training), 150/300 iterations, 3.0 it/s, ETA 0m50s (training)" in caplog.text
     assert stream.getvalue() == ""   # no bar frames
 
 

@@ -113,6 +113,27 @@ def test_a_killed_worker_loses_no_run(tmp_path, sequential, caplog):
     assert _results(settings.out) == _results(sequential)
 
 
+@needs_two_cpus
+def test_a_killed_dask_worker_loses_no_run(tmp_path, sequential):
+    distributed = pytest.importorskip("distributed")
+    settings = _settings(tmp_path)
+    killed = []
+    killer = threading.Thread(target=_kill_when_training, args=(settings.out.resolve() / "runs" / RUNS[0], killed))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None, worker_dashboard_address=None) as cluster:
+        settings.scheduler = cluster.scheduler_address
+        killer.start()
+        try:
+            reproduce.reproduce(settings)   # the nanny restarts the worker, the scheduler the task
+        finally:
+            killed.append(None)
+            killer.join()
+    assert killed[0] is not None, "the worker finished before it could be killed"
+    history = json.loads((settings.out / "runs" / RUNS[0] / "history.json").read_text())
+    assert len(history["sessions"]) == 2 and history["sessions"][1]["from"] >= 2
+    assert _results(settings.out) == _results(sequential)
+
+
 # The command line with the fake data's checksums as the MNIST spec (the real one refuses it).
 CLI_WITH_FAKE_SPEC = """
 import pickle, sys

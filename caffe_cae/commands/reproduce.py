@@ -112,7 +112,7 @@ def run(args) -> int:
             path = reproduce.reproduce(settings)
     except SweepInterrupted as stopped:
         for name, iteration in sorted(stopped.stopped.items()):
-            print(f"caffe-cae reproduce: {name}: snapshot at iteration {iteration}", file=sys.stderr)
+            print(f"caffe-cae reproduce: {name}: stopped, snapshot at iteration {iteration}", file=sys.stderr)
         for name in stopped.lost:
             print(f"caffe-cae reproduce: {name}: stopped without a snapshot (resumes from its previous one)",
                   file=sys.stderr)

@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 PROTOCOLS = ("paper", "sklearn")
 
 
+class Stopped(Exception):
+    """The ``stop`` test of :func:`evaluate` became true (checked before every fold)."""
+
+
 def per_class_errors(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray) -> list[float]:
     """Error rate (%) of every class in ``classes`` (classes absent from ``y_true``: NaN)."""
     return [100.0 * float(np.mean(y_pred[y_true == c] != c)) if np.any(y_true == c) else float("nan")
@@ -68,7 +72,7 @@ def make_model(protocol: str, kind: str, code_dim: int, samples: int, seed: int,
     return patternnet.PatternNet(evaluate_mod.mlp_hidden_units(code_dim, samples), param, mlp_trainer, seed)
 
 
-def cross_validate(codes: np.ndarray, labels: np.ndarray, make, folds: int = 10, seed: int = 0) -> dict:
+def cross_validate(codes: np.ndarray, labels: np.ndarray, make, folds: int = 10, seed: int = 0, stop=None) -> dict:
     """Stratified ``folds``-fold cross-validation of the estimators ``make(fold)`` returns.
 
     Returns ``error`` (mean over folds of the fold's average per-class error, %),
@@ -90,6 +94,8 @@ def cross_validate(codes: np.ndarray, labels: np.ndarray, make, folds: int = 10,
     per_fold, notes = [], []
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for fold, (train, test) in enumerate(splitter.split(codes, labels)):
+        if stop is not None and stop():
+            raise Stopped()
         model = make(fold)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -115,8 +121,9 @@ def cross_validate(codes: np.ndarray, labels: np.ndarray, make, folds: int = 10,
 
 def evaluate(codes: np.ndarray, labels: np.ndarray, protocol: str, folds: int = 10, seed: int = 0,
              mlp_epochs: int = 6000, mlp_trainer: str = "scg",
-             mlp_max_iter: int = evaluate_mod.MLP_MAX_ITER) -> dict:
-    """``{"linear": cross_validate(...), "mlp": ..., "settings": {...}}`` for one protocol."""
+             mlp_max_iter: int = evaluate_mod.MLP_MAX_ITER, stop=None) -> dict:
+    """``{"linear": cross_validate(...), "mlp": ..., "settings": {...}}`` for one protocol;
+    raises :class:`Stopped` when ``stop()`` turns true."""
     codes = np.asarray(codes).reshape(len(codes), -1)
     out = {}
     for kind in evaluate_mod.CLASSIFIERS:
@@ -128,7 +135,7 @@ def evaluate(codes: np.ndarray, labels: np.ndarray, protocol: str, folds: int = 
             return make_model(protocol, kind, codes.shape[1], len(codes), fold_seed, mlp_epochs,
                               mlp_trainer, mlp_max_iter)
 
-        out[kind] = cross_validate(codes, labels, make, folds, seed)
+        out[kind] = cross_validate(codes, labels, make, folds, seed, stop)
         if protocol == "sklearn":   # today's definition: the pooled out-of-fold predictions
             out[kind]["error"] = out[kind]["pooled_error"]
         out[kind]["seconds"] = round(time.perf_counter() - started, 1)

@@ -293,7 +293,7 @@ class Run:
         np.savez(self.dir / "samples.npz", inputs=samples[:, 0], recon=recon if recon is not None else np.zeros(0))
         return {"trace": trace, "trace_label": int(labels[trace_at])}
 
-    def evaluate(self) -> dict:
+    def evaluate(self, stop=None) -> dict:
         """eval.json: the sklearn variant's measures (top level, as before) and every protocol's."""
         path = self.dir / "eval.json"
         s = self.settings
@@ -307,7 +307,7 @@ class Run:
         for name in s.protocols:
             base["protocols"][name] = protocol.evaluate(codes, labels, name, folds=s.folds, seed=s.seed,
                                                         mlp_epochs=s.mlp_epochs, mlp_trainer=s.mlp_trainer,
-                                                        mlp_max_iter=s.mlp_max_iter)
+                                                        mlp_max_iter=s.mlp_max_iter, stop=stop)
         main = base["protocols"].get("sklearn") or base["protocols"][s.protocols[0]]
         base.update(linear_error=main["linear"]["error"], mlp_error=main["mlp"]["error"],
                     folds=s.folds, mlp_max_iter=s.mlp_max_iter)
@@ -362,10 +362,20 @@ class Run:
             # New weights: codes and measures of older weights must not be reused.
             for stale in (self.codes_path, self.dir / "eval.json"):
                 stale.unlink(missing_ok=True)
+        # Ctrl-C after training: encoding and measures start again at the next call.
+        stopped = RunInterrupted(self.name, history["iter"])
+        if stop is not None and stop():
+            raise stopped
         state("encoding")
         traced = self.encode()
         state("evaluating")
-        evaluation = self.evaluate()
+        try:
+            evaluation = self.evaluate(stop)
+        except protocol.Stopped:
+            state("interrupted")
+            raise stopped from None
+        if stop is not None and stop():
+            raise stopped
         figs = {}
         if self.settings.figures:
             state("drawing")

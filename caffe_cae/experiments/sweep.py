@@ -34,7 +34,7 @@ import uuid
 from caffe_cae.errors import CaffeCaeError
 from caffe_cae.experiments import provenance
 from caffe_cae.experiments.progress import SweepProgress, reporter
-from caffe_cae.experiments.run import Run, RunInterrupted, read_json
+from caffe_cae.experiments.run import Run, RunInterrupted, read_json, run_name
 
 log = logging.getLogger("caffe_cae.experiments.reproduce")
 
@@ -94,7 +94,7 @@ def check_threads(workers: int, threads: int | None) -> None:
         raise CaffeCaeError(f"--workers must be at least 1 (got {workers})")
     if workers > 1 and not threads:
         raise CaffeCaeError("--workers needs a fixed --threads per worker (not 0)")
-    if workers * (threads or 1) > cores:
+    if workers > 1 and workers * threads > cores:
         raise CaffeCaeError(f"--workers {workers} x --threads {threads} = {workers * threads} threads, but "
                             f"this machine lets this process use {cores} CPUs")
 
@@ -107,7 +107,7 @@ def pinned_environment(threads: int) -> dict:
 
 def execute(settings, files, plan: list[tuple[str, int, int]]) -> Outcome:
     """Run ``plan`` ((model, dims, index) triples) on the backend ``settings`` names."""
-    runs = {name: Run(settings, files, *key) for name, key in ((Run(settings, files, *k).name, k) for k in plan)}
+    runs = {run_name(*key): Run(settings, files, *key) for key in plan}
     outcome = Outcome({}, [], {})
     todo = []
     for name, run in runs.items():
@@ -141,8 +141,8 @@ def execute(settings, files, plan: list[tuple[str, int, int]]) -> Outcome:
 
 def _in_process(settings, runs: dict, outcome: Outcome, display: SweepProgress, stop: StopFlag) -> None:
     for name, run in runs.items():
-        if stop():
-            break
+        if stop():   # Ctrl-C between two runs
+            raise SweepInterrupted({}, [])
         try:
             outcome.records[name] = run.execute(stop=stop, progress=reporter(run.dir, settings.iters))
             display.mark(name, "done")
@@ -174,7 +174,7 @@ def _local_workers(settings, runs: dict, outcome: Outcome, display: SweepProgres
     stopped, lost = {}, []
     forwarded = False
     try:
-        while pending or running:
+        while running or (pending and not stop()):
             while pending and len(running) < settings.workers and not stop():
                 name = pending.popleft()
                 attempts[name] += 1

@@ -141,3 +141,11 @@ def test_sklearn_protocol_is_the_earlier_variant():
         assert result[kind]["error"] == pytest.approx(earlier)
     with pytest.raises(CaffeCaeError, match="unknown protocol"):
         protocol.make_model("matlab", "linear", 2, 100, 0, 10, "scg", 10)
+
+
+def test_evaluation_stops_between_folds_when_asked():
+    codes, labels = _clustered(n_per_class=10, dims=2)
+    asked = []
+    with pytest.raises(protocol.Stopped):
+        protocol.evaluate(codes, labels, "paper", folds=5, mlp_epochs=5, stop=lambda: asked.append(1) or len(asked) > 2)
+    assert len(asked) == 3      # two folds ran, the third was not started

@@ -159,3 +159,18 @@ def test_settings_travel_as_json(tmp_path):
     assert again == reproduce.Settings(**{**settings.__dict__, "models": list(settings.models),
                                           "dims": list(settings.dims), "protocols": list(settings.protocols)})
     assert np.all(again.spec.counts["train"] == 30)
+
+
+def test_a_stop_while_evaluating_leaves_the_trained_run_to_finish_later(tmp_path):
+    from caffe_cae.experiments import mnist
+
+    settings = _settings(tmp_path, figures=False, iters=2, test_every=2)
+    settings.out = settings.out.resolve()
+    files = mnist.prepare_mnist(settings.out / "mnist", from_dir=settings.from_dir, spec=settings.spec)
+    run = Run(settings, files, "model4", 2, 1)
+    asked = []   # training asks after iterations 1 and 2; evaluation before each fold
+    with pytest.raises(RunInterrupted) as stopped:
+        run.execute(stop=lambda: asked.append(1) or len(asked) > 4)
+    assert stopped.value.iteration == 2 and not run.result_path.exists() and not (run.dir / "eval.json").exists()
+    record = run.execute()
+    assert record["iters"] == 2 and len(json.loads(run.history_path.read_text())["sessions"]) == 1

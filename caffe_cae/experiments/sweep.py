@@ -265,8 +265,10 @@ def _dask(settings, runs: dict, outcome: Outcome, display: SweepProgress, stop: 
         stop_event = Event(event_name, client=client)
         payload = json.dumps({"settings": settings.to_json(),
                               "files": {k: str(v) for k, v in dataclasses.asdict(files).items()}})
+        # No retries: a task that raised would raise again; a worker that died is the
+        # scheduler's business (it reruns the task elsewhere, and the run resumes).
         futures = {client.submit(dask_task, payload, name, event_name, key=f"caffe-cae-{name}-{token}",
-                                 pure=False, retries=RETRIES): name for name in runs}
+                                 pure=False): name for name in runs}
         forwarded = False
         try:
             remaining = set(futures)

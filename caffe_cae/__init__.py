@@ -33,3 +33,12 @@ from caffe_cae.compat import (  # noqa: E402
 
 __all__ += ["Blob", "set_mode_cpu", "set_mode_gpu", "set_device", "set_random_seed",
             "layer_type_list", "init_log", "log", "solver_count", "solver_rank", "has_nccl"]
+
+from caffe_cae.engine import use as set_engine  # noqa: E402
+
+__all__ += ["set_engine"]
+
+# pycaffe's base class of Python layers, and the switch that lets nets run them.
+from caffe_cae.layers.python_layer import PythonLayerBase as Layer, allow_python_layers  # noqa: E402
+
+__all__ += ["Layer", "allow_python_layers"]

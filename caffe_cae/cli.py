@@ -20,7 +20,10 @@ COMMANDS = [
     "migrate",
     "gen",
     "params",
+    "layers",
     "data",
+    "convert_imageset",
+    "compute_image_mean",
     "encode",
     "evaluate",
     "reproduce",
@@ -59,11 +62,16 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
+        from caffe_cae import engine
         from caffe_cae.parallel import limit_threads
 
+        engine.current()  # a bad CAFFE_CAE_ENGINE is this command's one-line error
         if (getattr(args, "threads", None) or 0) < 0:
             raise CaffeCaeError(f"--threads must be 0 (the libraries' defaults) or more (got {args.threads})")
-        with limit_threads(getattr(args, "threads", None)):  # commands with --threads
+        from caffe_cae.layers.python_layer import allow_python_layers
+
+        python_layers = True if getattr(args, "allow_python_layers", False) else None
+        with limit_threads(getattr(args, "threads", None)), allow_python_layers(python_layers):
             return int(args.func(args) or 0)
     except CaffeCaeError as err:
         if args.debug:

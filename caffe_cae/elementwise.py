@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from caffe_cae import engine, tuning
 from caffe_cae.parallel import split
-
-
-#: Elements per block of the double-precision elementwise code below: its float64 temporaries
-#: (512 KiB) stay in the CPU cache instead of streaming through memory, and the blocks are
-#: large enough that two threads rarely wait for each other's GIL hand-over between NumPy calls
-#: (1.5 M elements, 2 threads: 32 K blocks 4.1 ms, 64 K 3.8 ms, 8 K 12.7 ms).
-BLOCK = 1 << 16
 
 
 def flat_view(a: np.ndarray) -> np.ndarray | None:
@@ -20,17 +14,31 @@ def flat_view(a: np.ndarray) -> np.ndarray | None:
 
 
 def blockwise(size: int, kernel, temporaries) -> None:
-    """Run ``kernel(lo, hi, *buffers)`` over ``range(size)`` in BLOCK-sized pieces, the pieces
-    shared out to :mod:`caffe_cae.parallel`'s threads (each with its own ``temporaries``,
-    a list of dtypes)."""
+    """Run ``kernel(lo, hi, *buffers)`` over ``range(size)`` in pieces of
+    ``tuning.ELEMENTWISE_BLOCK``, the pieces shared out to :mod:`caffe_cae.parallel`'s threads
+    (each with its own ``temporaries``, a list of dtypes)."""
+    block = tuning.ELEMENTWISE_BLOCK
 
     def part(start, stop):
-        buffers = [np.empty(min(BLOCK, stop - start), dtype) for dtype in temporaries]
-        for lo in range(start, stop, BLOCK):
-            hi = min(stop, lo + BLOCK)
+        buffers = [np.empty(min(block, stop - start), dtype) for dtype in temporaries]
+        for lo in range(start, stop, block):
+            hi = min(stop, lo + block)
             kernel(lo, hi, *(buf[:hi - lo] for buf in buffers))
 
     split(part, size, size)
+
+
+def sigmoid_reference(x: np.ndarray, out: np.ndarray) -> None:
+    """Caffe's formula as written, in double, rounded once to ``out``'s type.  NumPy's double
+    ``tanh`` is not glibc's (which Caffe calls): where ``0.5 * tanh + 0.5`` cancels (x below
+    about -10) its last-bit differences survive, a few float32 ulps of those tiny values;
+    :func:`sigmoid` is bit-exact, and ``math.tanh`` here would cost ~140 ns per element."""
+    np.copyto(out, 0.5 * np.tanh(0.5 * x.astype(np.float64)) + 0.5, casting="same_kind")
+
+
+def sigmoid_grad_reference(y: np.ndarray, dy: np.ndarray, out: np.ndarray) -> None:
+    """Caffe's ``top_diff * sigmoid_x * (1. - sigmoid_x)``: float product, then double."""
+    np.copyto(out, (dy * y) * (1.0 - y.astype(np.float64)), casting="same_kind")
 
 
 def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -48,6 +56,9 @@ def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     (``tests/layers/test_sigmoid_rounding.py``)."""
     if out is None:
         out = np.empty_like(x)
+    if engine.reference():
+        sigmoid_reference(x, out)
+        return out
     xf, of = flat_view(x), flat_view(out)
     if xf is None or of is None:
         result = np.empty(x.shape, x.dtype)

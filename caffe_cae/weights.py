@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError, Message
 from caffe_cae.errors import CaffeCaeError
 from caffe_cae.fileio import atomic_write, atomic_write_bytes, open_hdf5
 from caffe_cae.proto import caffe_pb2
+from caffe_cae.proto.fork_fields import FORK_FIELDS, renumber_fork_fields
 
 # ------------------------------------------------------------------------------------------
 # BlobProto <-> ndarray
@@ -76,12 +77,19 @@ def array_to_blob(array: np.ndarray, diff: np.ndarray | None = None) -> caffe_pb
 
 def read_binary(path: str | os.PathLike, message_type: type[Message], what: str) -> Message:
     """Parse a binary protobuf file; errors name the file and what it should have been."""
+    return _parse(_read_bytes(path), message_type, what, path)
+
+
+def _read_bytes(path: str | os.PathLike) -> bytes:
     try:
-        data = pathlib.Path(path).read_bytes()
+        return pathlib.Path(path).read_bytes()
     except FileNotFoundError:
         raise CaffeCaeError(f"{path}: no such file") from None
     except OSError as err:
         raise CaffeCaeError(f"{path}: cannot read ({err.strerror})") from None
+
+
+def _parse(data: bytes, message_type: type[Message], what: str, path) -> Message:
     message = message_type()
     try:
         message.ParseFromString(data)
@@ -96,8 +104,14 @@ def write_binary(path: str | os.PathLike, message: Message) -> None:
 
 
 def read_net_binary(path: str | os.PathLike) -> caffe_pb2.NetParameter:
-    """A ``.caffemodel`` as written (no upgrade)."""
-    return read_binary(path, caffe_pb2.NetParameter, "caffemodel (NetParameter)")
+    """A ``.caffemodel`` as written (no upgrade); a Caffe fork's layer parameters, stored at the
+    fork's field numbers, are read at ours (:mod:`caffe_cae.proto.fork_fields`)."""
+    what = "caffemodel (NetParameter)"
+    data = _read_bytes(path)
+    net = _parse(data, caffe_pb2.NetParameter, what, path)
+    if any(layer.type in FORK_FIELDS for layer in net.layer):
+        net = _parse(renumber_fork_fields(data), caffe_pb2.NetParameter, what, path)
+    return net
 
 
 def read_solverstate_binary(path: str | os.PathLike) -> caffe_pb2.SolverState:

@@ -6,6 +6,9 @@ from caffe_cae.layers.registry import LAYERS, create_layer, layer_class, registe
 # One module per layer family (caffe_cae/layers/<family>.py); importing registers its layers.
 FAMILIES = [
     "data",
+    "db_data",
+    "image_data",
+    "window_data",
     "neuron",
     "shape",
     "eltwise",
@@ -28,6 +31,16 @@ FAMILIES = [
     "normalization",
     "affine",
     "prelu",
+    # Caffe forks' layers
+    "ssd",
+    "ssd_detection",
+    "segnet",
+    "bn",
+    "roi_pooling",
+    "interp",
+    "mobile",
+    "python_layer",
+    "dense_image_data",
 ]
 
 for _family in FAMILIES:

@@ -1,10 +1,12 @@
 """Helpers shared by the layer families (each family imports only ``base`` and this module)."""
 from __future__ import annotations
 
+import logging
 import zlib
 
 import numpy as np
 
+from caffe_cae import engine, tuning
 from caffe_cae.layers.base import Layer
 from caffe_cae.proto import caffe_pb2
 
@@ -102,17 +104,23 @@ def caffe_loss_sum(terms: np.ndarray, dtype) -> np.generic:
     differs from a pairwise or double sum in the 6th digit, so the order is reproduced
     (``cumsum`` is sequential).  Double ``terms`` (from C++'s ``::log(double)``) are added to
     the float sum in double and the result rounded to float, ``loss = float(double(loss) +
-    term)``, see :func:`_float_sum_of_double_terms`."""
+    term)``, see :func:`_float_sum_of_double_terms` (the reference engine runs that loop)."""
     flat = np.asarray(terms).reshape(-1)
     if flat.size == 0:
         return np.dtype(dtype).type(0)
     if flat.dtype == np.float64 and np.dtype(dtype) == np.float32:
+        if engine.reference():
+            return _float_sum_of_double_terms_reference(flat)
         return _float_sum_of_double_terms(flat)
     return np.cumsum(flat.astype(dtype), dtype=dtype)[-1]
 
 
-#: Steps per block of :func:`_float_sum_of_double_terms` (a correction redoes at most one block).
-LOSS_SUM_BLOCK = 4096
+def _float_sum_of_double_terms_reference(terms: np.ndarray) -> np.float32:
+    """Caffe's loop as written: ``loss = float(double(loss) + term)`` term after term."""
+    loss = 0.0
+    for term in terms.tolist():
+        loss = float(np.float32(loss + term))
+    return np.float32(loss)
 
 
 def _float_sum_of_double_terms(terms: np.ndarray) -> np.float32:
@@ -124,8 +132,9 @@ def _float_sum_of_double_terms(terms: np.ndarray) -> np.float32:
     every step against the exact rule in one vectorised pass, and from the first step that
     differs, correct it and redo the rest of the block."""
     loss = np.float32(0)
-    for block in range(0, terms.size, LOSS_SUM_BLOCK):
-        chunk = terms[block:block + LOSS_SUM_BLOCK]
+    step = tuning.LOSS_SUM_BLOCK
+    for block in range(0, terms.size, step):
+        chunk = terms[block:block + step]
         rounded = chunk.astype(np.float32)
         start = 0
         while start < chunk.size:
@@ -185,3 +194,50 @@ def legacy_shape(layer: Layer, shape) -> tuple[int, int, int, int]:
         raise layer.error(
             f"Cannot use legacy accessors on Blobs with > 4 axes (bottom shape {list(shape)})")
     return tuple(shape) + (1,) * (4 - len(shape))  # type: ignore[return-value]
+
+
+class PrefetchingDataLayer(RandomLayerMixin, Layer):
+    """Caffe's ``BasePrefetchingDataLayer``: tops ``data`` [, ``label``] filled from batches that
+    the layer's ``load_batch()`` reads ahead on a background thread
+    (:class:`caffe_cae.data.prefetch.Prefetcher`, ``data_param.prefetch`` batches deep; 0 =
+    synchronous), always in the order the records come.  A batch whose images differ in size
+    from the last one reshapes the data top, as in Caffe."""
+
+    is_data = True
+    exact_bottoms = 0
+    #: fields of the layer's own parameter that Caffe's upgrade moves to transform_param and
+    #: that it ignores in the current syntax: warned about, since whoever sets them expects an effect
+    deprecated_fields: tuple[str, ...] = ()
+
+    def fill_params(self, rng: np.random.Generator) -> None:
+        # A generator of the layer's own, seeded from the net's: the loader thread never draws
+        # from the generator other layers use, so results do not depend on thread timing.
+        self.rng = np.random.default_rng(int(rng.integers(2**63)))
+
+    def start_prefetching(self, own_param: str) -> None:
+        """Call at the end of ``setup`` (``own_param``: e.g. "data_param"): warns about the
+        ignored fields, makes the prefetcher."""
+        from caffe_cae.data.prefetch import Prefetcher
+
+        fields = getattr(self.param, own_param)
+        for name in self.deprecated_fields:
+            if fields.HasField(name):
+                logging.getLogger(__name__).warning(
+                    "layer '%s' (%s): %s.%s is ignored (Caffe reads it from transform_param only)",
+                    self.name, self.type, own_param, name)
+        self.prefetcher = Prefetcher(self.load_batch, self.param.data_param.prefetch, self.name)
+
+    def load_batch(self) -> tuple[np.ndarray, np.ndarray]:
+        """The next batch: (data float32 N x C x H x W, labels float32 (N,))."""
+        raise NotImplementedError(f"{type(self).__name__}.load_batch")
+
+    def forward(self, bottom, top):
+        data, labels = self.prefetcher.next()
+        if top[0].shape != data.shape:
+            top[0].reshape(data.shape)
+        top[0].data[...] = data
+        if len(top) > 1:
+            top[1].data[...] = labels
+
+    def backward(self, top, propagate_down, bottom):
+        pass

@@ -26,6 +26,7 @@ class EmbedLayer(Layer):
     the weight (input_dim, num_output) -- InnerProduct's weight is (num_output, K) -- plus the
     bias (num_output,) when ``bias_term``.  The index bottom gets no gradient."""
 
+    feature_tops = -1  # hidden units, as InnerProduct's
     exact_bottoms = 1
     exact_tops = 1
 

@@ -137,6 +137,7 @@ class LRNLayer(Layer):
     cells count) and **k ignored**.  The backward is that of the sub-net, cell by cell.
     """
 
+    elementwise = True  # no new units (the papers' model size)
     exact_bottoms = 1
     exact_tops = 1
 
@@ -204,6 +205,7 @@ class MVNLayer(Layer):
     diff whatever ``propagate_down`` says.
     """
 
+    elementwise = True  # no new units (the papers' model size)
     exact_bottoms = 1
     exact_tops = 1
     backward_ignores_propagate_down = True

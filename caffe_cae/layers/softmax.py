@@ -9,7 +9,6 @@ from caffe_cae.layers.base import Layer, LossLayer
 from caffe_cae.layers.registry import register
 from caffe_cae.layers.common import (FLT_MIN, NORMALIZATION, caffe_loss_sum, canonical_axis,
                                      loss_normalizer, softmax)
-from caffe_cae.proto import caffe_pb2
 
 @register("Softmax")
 class SoftmaxLayer(Layer):
@@ -45,6 +44,11 @@ class SoftmaxWithLossLayer(LossLayer):
     gradient), ``normalization`` FULL / VALID (default: non-ignored positions) / BATCH_SIZE /
     NONE, or the legacy ``normalize`` (true = VALID, false = BATCH_SIZE).  Caffe declares an
     optional second top for the probabilities but cannot set it up (see ``setup``).
+
+    SegNet's class weighting (alexgkendall/caffe-segnet softmax_loss_layer.cpp 7e05cab): with
+    ``weight_by_label_freqs: true`` each position's loss term and its whole gradient are
+    multiplied by ``class_weighting[label]`` (one value per class, axis 1); the normalizer is
+    unchanged.
     """
 
     exact_tops = None
@@ -67,6 +71,10 @@ class SoftmaxWithLossLayer(LossLayer):
             self.normalization = NORMALIZATION.VALID if lp.normalize else NORMALIZATION.BATCH_SIZE
         else:
             self.normalization = lp.normalization
+        self.class_weights = np.array(lp.class_weighting, np.float32) if lp.weight_by_label_freqs else None
+        if self.class_weights is not None and self.class_weights.size != bottom_shapes[0][1]:
+            raise self.error(f"Number of class weight values does not match the number of classes "
+                             f"({self.class_weights.size} class_weighting, {bottom_shapes[0][1]} channels)")
         return []
 
     def reshape(self, bottom_shapes):
@@ -106,6 +114,8 @@ class SoftmaxWithLossLayer(LossLayer):
         picked = np.take_along_axis(p3, labels[:, None, :], axis=1)[:, 0, :]
         # loss -= log(std::max(prob, Dtype(FLT_MIN))): log in double, float running sum
         nll = -np.log(np.maximum(picked, picked.dtype.type(FLT_MIN)).astype(np.float64))
+        if self.class_weights is not None:  # SegNet: term * float(class_weighting[label])
+            nll *= self.class_weights[labels].astype(np.float64)
         self.valid_count = int(valid.sum())
         loss = caffe_loss_sum(nll[valid], x.dtype)
         norm = loss_normalizer(self, self.normalization, self.outer, self.inner, self.valid_count)
@@ -123,6 +133,8 @@ class SoftmaxWithLossLayer(LossLayer):
         rows, cols = np.nonzero(valid)
         grad[rows, labels[rows, cols], cols] -= 1
         grad *= valid[:, None, :]
+        if self.class_weights is not None:
+            grad *= self.class_weights[labels][:, None, :].astype(grad.dtype)
         norm = loss_normalizer(self, self.normalization, self.outer, self.inner, self.valid_count)
         weight = top[0].diff.reshape(-1)[0] / x.dtype.type(norm)
         np.multiply(grad.reshape(x.shape), weight, out=bottom[0].diff)

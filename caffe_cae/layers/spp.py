@@ -33,6 +33,7 @@ def level_geometry(level: int, height: int, width: int):
 
 @register("SPP")
 class SPPLayer(Layer):
+    feature_tops = -1  # pooled maps, as Pooling's
     exact_bottoms = 1
     exact_tops = 1
 

@@ -15,7 +15,8 @@ What is verified besides the numbers, because the Net relies on it:
 
 * bottom diffs are *assigned*: they are pre-filled with garbage before ``backward`` (except
   where the layer's backward reads what its forward left there, ``backward_reads_bottom_diff``);
-* parameter gradients are *added*: they are pre-filled with a random offset that must survive;
+* parameter gradients are *added*: they are pre-filled with a random offset that must survive
+  (*assigned* instead for a layer that declares ``overwrites_param_gradients``, a fork's quirk);
 * forward leaves its (separate) bottoms untouched.
 
 Kinks (``layer.gradient_check == "kink"``: MAX pooling, Eltwise MAX, ReLU, AbsVal, ...): random
@@ -181,7 +182,7 @@ def check_gradients(
     layer.backward(tops, propagate_down, bottoms)
     analytic = {f"bottom {i}": (bottoms[i], bottoms[i].diff.copy()) for i in check_bottoms}
     for k, (p, offset) in enumerate(zip(layer.blobs, offsets)):
-        analytic[f"param {k}"] = (p, p.diff - offset)
+        analytic[f"param {k}"] = (p, p.diff.copy() if layer.overwrites_param_gradients else p.diff - offset)
 
     report = GradientReport(layer.type, [tuple(s) for s in top_shapes])
     base = objective() if kinky else None

@@ -100,6 +100,7 @@ def test_structure(case):
     assert net.outputs == info["outputs"]
 
 
+@pytest.mark.usefixtures("each_engine")
 def test_forward_backward(case):
     net = load_net(case)
     data, info = case.data, case.info

@@ -27,12 +27,19 @@ EXEMPT = {
     "HDF5Data": "data layer: no bottoms, reads files",
     "MemoryData": "data layer: no bottoms",
     "DummyData": "data layer: no bottoms",
+    "Data": "data layer: no bottoms, reads a database",
+    "ImageData": "data layer: no bottoms, reads image files",
+    "WindowData": "data layer: no bottoms, reads image files",
     "Accuracy": "not differentiable; Caffe's backward aborts (NOT_IMPLEMENTED)",
     "Threshold": "a step function; Caffe's backward aborts (Not Implemented Yet)",
     "ArgMax": "outputs indices; Caffe's backward aborts (Not Implemented Yet)",
     "Parameter": "no computation: the top shares data and diff with the parameter blob "
                  "(tests/layers/test_indexing.py checks the sharing)",
     "HDF5Output": "no tops: writes its bottoms to a file; Caffe's backward does nothing",
+    "PriorBox": "SSD: its boxes depend on the bottoms' shapes only (no backward in the fork)",
+    "DetectionOutput": "SSD: selection by NMS, no backward in the fork",
+    "DenseImageData": "data layer: no bottoms, reads images",
+    "Python": "runs the module's own backward: checked in tests/layers/test_python_layer.py",
 }
 
 
@@ -150,6 +157,18 @@ def contrastive_inputs(n, c, margin, legacy, seed=3):
         direction = rng.normal(size=(c, 1, 1))
         b[i] = a[i] + direction / np.linalg.norm(direction) * distance
     return [a, b, sim]
+
+
+def rois(rows):
+    """Fixed ROI rows [batch index, x1, y1, x2, y2] (ROIPooling's second bottom)."""
+    return lambda rng, shape: np.array(rows, dtype=np.float64).reshape(shape)
+
+
+def relu6_inputs(rng, shape):
+    """Values on both sides of ReLU6's kinks (0 and 6), none within 0.1 of them."""
+    values = rng.uniform(0.1, 2.9, shape) * rng.choice([-2.0, 2.0, 3.0], shape)
+    values[np.abs(values - 6) < 0.1] += 0.3
+    return values
 
 
 def distinct_across(n_bottoms, shape, seed=5):
@@ -555,6 +574,77 @@ CONFIGS = [
          [(2, 3, 3, 4)]),
     Case("prelu_shared", "PReLU", "prelu_param { channel_shared: true }", [(2, 3, 2, 2)]),
     Case("prelu_2d", "PReLU", 'prelu_param { filler { type: "gaussian" } }', [(4, 3)]),
+    # -- fork layers
+    # SSD's Normalize: the fork's bottom gradient is exact for a shared scale, and for
+    # per-channel scales only when they are equal (constant fillers here).
+    Case("normalize_across_shared", "Normalize",
+         'norm_param { scale_filler { type: "uniform" min: 0.5 max: 1.5 } }', [(2, 3, 4, 5)]),
+    Case("normalize_across_per_channel", "Normalize",
+         'norm_param { channel_shared: false scale_filler { type: "constant" value: 0.7 } }',
+         [(2, 3, 2, 3)]),
+    Case("normalize_spatial_per_channel", "Normalize",
+         'norm_param { across_spatial: false channel_shared: false '
+         'scale_filler { type: "constant" value: 20 } }', [(2, 4, 3, 2)]),
+    Case("normalize_spatial_shared_2d", "Normalize",
+         'norm_param { across_spatial: false scale_filler { type: "uniform" min: 0.5 max: 2 } }',
+         [(3, 5)]),
+    Case("permute_nchw_nhwc", "Permute", "permute_param { order: 0 order: 2 order: 3 order: 1 }",
+         [(2, 3, 4, 5)]),
+    Case("permute_partial_order", "Permute", "permute_param { order: 3 order: 1 }", [(2, 3, 2, 4)]),
+    Case("permute_identity", "Permute", "permute_param { order: 0 order: 1 }", [(2, 3, 2)]),
+    # SegNet's Upsample (the mask from MAX pooling, disjoint windows)
+    Case("upsample_scale2", "Upsample", "upsample_param { scale: 2 }", [(2, 3, 3, 4), (2, 3, 3, 4)],
+         values=[None, pool_mask(6, 8, 2, 2)]),
+    Case("upsample_pad_out_h", "Upsample", "upsample_param { scale: 2 pad_out_h: true }",
+         [(1, 2, 3, 3), (1, 2, 3, 3)], values=[None, pool_mask(5, 6, 2, 2)]),
+    Case("upsample_h_w", "Upsample", "upsample_param { upsample_h: 7 upsample_w: 7 }",
+         [(1, 2, 3, 3), (1, 2, 3, 3)], values=[None, pool_mask(7, 7, 3, 2)]),
+    # Noh's / SegNet's BN (parameter gradients assigned, as in the forks)
+    Case("bn_learn", "BN", 'bn_param { scale_filler { type: "uniform" min: 0.5 max: 1.5 } '
+         'shift_filler { type: "gaussian" std: 1 } }', [(3, 2, 3, 4)]),
+    Case("bn_learn_fc", "BN", 'bn_param { scale_filler { type: "uniform" min: 0.5 max: 1.5 } '
+         'shift_filler { type: "constant" value: 0.001 } }', [(5, 3, 1, 1)]),
+    Case("bn_inference", "BN", 'bn_param { bn_mode: INFERENCE scale_filler { type: "uniform" '
+         'min: 0.5 max: 1.5 } shift_filler { type: "gaussian" std: 1 } }', [(2, 3, 3, 2)]),
+    Case("bn_learn_stats_tops", "BN", 'bn_param { scale_filler { type: "constant" value: 1.5 } }',
+         [(2, 2, 3, 3)], tops=3, ignored_tops=(1, 2)),
+    # py-faster-rcnn's ROIPooling (the ROIs get no gradient)
+    Case("roi_pooling", "ROIPooling",
+         "roi_pooling_param { pooled_h: 3 pooled_w: 2 spatial_scale: 0.125 }",
+         [(2, 3, 7, 8), (4, 5)], values=[None, rois([[0, 2, 3, 40, 30], [1, 0, 0, 63, 47],
+                                                     [0, 17.5, 8, 18, 9], [1, -10, 20, 30, 100]])]),
+    Case("roi_pooling_overlapping_bins", "ROIPooling",
+         "roi_pooling_param { pooled_h: 4 pooled_w: 4 spatial_scale: 1 }", [(1, 2, 6, 6), (2, 5)],
+         values=[None, rois([[0, 1, 1, 3, 4], [0, 0, 0, 5, 5]])]),
+    # DeepLab's / PSPNet's Interp
+    Case("interp_zoom3", "Interp", "interp_param { zoom_factor: 3 }", [(2, 2, 3, 4)]),
+    Case("interp_shrink_cropped", "Interp",
+         "interp_param { shrink_factor: 2 pad_beg: -1 pad_end: -1 }", [(1, 2, 7, 8)]),
+    Case("interp_height_width", "Interp", "interp_param { height: 5 width: 2 }", [(1, 2, 3, 4)]),
+    Case("interp_second_bottom", "Interp", "", [(1, 2, 3, 4), (1, 1, 6, 7)]),
+    Case("interp_shrink_zoom", "Interp", "interp_param { shrink_factor: 2 zoom_factor: 2 }",
+         [(1, 2, 5, 6)]),
+    Case("interp_same_size", "Interp", "interp_param { height: 3 width: 4 }", [(1, 2, 3, 4)]),
+    Case("relu6", "ReLU6", "", [(2, 3, 4, 5)], values=[relu6_inputs]),
+    Case("relu6_leaky", "ReLU6", "relu6_param { negative_slope: 0.1 }", [(2, 3, 5)],
+         values=[relu6_inputs]),
+    Case("shuffle_channel_g3", "ShuffleChannel", "shuffle_channel_param { group: 3 }",
+         [(2, 6, 2, 3)]),
+    Case("depthwise_conv", "DepthwiseConvolution",
+         conv("num_output: 3 group: 3 kernel_size: 3 pad: 1 stride: 2"), [(2, 3, 5, 6)]),
+    Case("dropout_scale_train_false_train", "Dropout",
+         "dropout_param { dropout_ratio: 0.3 scale_train: false }", [(2, 3, 4)], phase=TRAIN),
+    Case("dropout_scale_train_false_test", "Dropout",
+         "dropout_param { dropout_ratio: 0.3 scale_train: false }", [(2, 3, 4)]),
+    Case("dropout_sample_weights_test", "Dropout",
+         "dropout_param { dropout_ratio: 0.4 sample_weights_test: true }", [(2, 5)]),
+    Case("softmax_loss_segnet_class_weighting", "SoftmaxWithLoss",
+         "loss_param { weight_by_label_freqs: true class_weighting: 0.5 class_weighting: 2 "
+         "class_weighting: 1.5 ignore_label: 1 }", [(2, 3, 2, 2), (2, 1, 2, 2)],
+         values=[None, labels(3, ignore=1)]),
+    Case("pool_max_ceil_mode_false", "Pooling",
+         "pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 ceil_mode: false }",
+         [(1, 2, 6, 6)]),
 ]
 
 
@@ -562,6 +652,7 @@ def _case_id(case):
     return case.id
 
 
+@pytest.mark.usefixtures("each_engine")
 @pytest.mark.parametrize("case", CONFIGS, ids=_case_id)
 def test_layer_gradient(case):
     assert case.type in LAYERS, f"layer type {case.type!r} is not registered"
@@ -590,9 +681,15 @@ IN_PLACE = [
      TEST),
     ("bias", "Bias", 'bias_param { filler { type: "gaussian" } }', TEST),
     ("prelu", "PReLU", 'prelu_param { filler { type: "gaussian" } }', TEST),
+    # fork layers that DeconvNet, SegNet and MobileNet-v2 ports run in place
+    ("relu6", "ReLU6", "", TEST),
+    ("bn_learn", "BN", 'bn_param { scale_filler { type: "constant" value: 2 } }', TEST),
+    ("bn_inference", "BN", 'bn_param { bn_mode: INFERENCE scale_filler { type: "constant" value: 2 } '
+     'shift_filler { type: "constant" value: 0.5 } }', TEST),
 ]
 
 
+@pytest.mark.usefixtures("each_engine")
 @pytest.mark.parametrize("type_name,text,phase", [c[1:] for c in IN_PLACE],
                          ids=[c[0] for c in IN_PLACE])
 def test_in_place_matches_out_of_place(type_name, text, phase):

@@ -13,6 +13,7 @@ def layer(text):
     return parse_text(text, caffe_pb2.LayerParameter, "<test>")
 
 
+@pytest.mark.usefixtures("each_engine")
 @pytest.mark.parametrize("case", ["softmax_loss", "softmax_loss_spatial", "accuracy"])
 def test_golden_softmax_loss(case):
     *_, checked = check_golden_layer(case, "loss")

@@ -71,6 +71,7 @@ def run_steps(solver, n, loss_blobs):
     return np.float32(lrs), losses
 
 
+@pytest.mark.usefixtures("each_engine")
 @pytest.mark.parametrize("case_dir", ALL_CASES, indirect=True)
 def test_training_matches_caffe(case_dir):
     folder, case_json, info, data = load(case_dir)
@@ -91,6 +92,7 @@ def test_training_matches_caffe(case_dir):
     assert len(solver.history) == info["solverstate"]["n_history"]
 
 
+@pytest.mark.usefixtures("each_engine")
 @pytest.mark.parametrize("case_dir", ALL_CASES, indirect=True)
 def test_resume_from_caffe_snapshot(case_dir):
     folder, case_json, info, data = load(case_dir)

@@ -174,3 +174,25 @@ def test_a_stop_while_evaluating_leaves_the_trained_run_to_finish_later(tmp_path
     assert stopped.value.iteration == 2 and not run.result_path.exists() and not (run.dir / "eval.json").exists()
     record = run.execute()
     assert record["iters"] == 2 and len(json.loads(run.history_path.read_text())["sessions"]) == 1
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_advance_data_reads_on_where_forward_would(tmp_path, shuffle):
+    from caffe_cae.experiments.run import advance_data
+    from caffe_cae.net import Net
+
+    for k, rows in enumerate((7, 5)):   # two files: the order of files is shuffled too
+        with h5py.File(tmp_path / f"d{k}.h5", "w") as h5:
+            h5["data"] = np.arange(100 * k, 100 * k + rows, dtype=np.float32)[:, None]
+    (tmp_path / "list.txt").write_text(f"{tmp_path / 'd0.h5'}\n{tmp_path / 'd1.h5'}\n")
+    net_file = tmp_path / "net.prototxt"
+    net_file.write_text(f'layer {{ name: "data" type: "HDF5Data" top: "data" hdf5_data_param {{ '
+                        f'source: "{tmp_path / "list.txt"}" batch_size: 3 shuffle: {str(shuffle).lower()} }} }}')
+    whole, resumed = Net(str(net_file), phase=0, seed=5), Net(str(net_file), phase=0, seed=5)
+    for _ in range(9):
+        whole.forward()
+    advance_data(resumed, 9)
+    for _ in range(4):
+        whole.forward()
+        resumed.forward()
+        np.testing.assert_array_equal(resumed.blobs["data"].data, whole.blobs["data"].data)

@@ -253,6 +253,10 @@ def run_worker(kind: str, model: str, args) -> dict:
         env["CAFFE_CAE_THREADS"] = str(args.threads)
     if args.wait == "passive":
         env.update(PASSIVE_WAIT)
+    env["CAFFE_CAE_ENGINE"] = args.engine
+    # the workers time this checkout's caffe_cae, not whichever one is installed
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.dirname(HERE),
+                                                      env.get("PYTHONPATH")]))
     command = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--models", model,
                "--batch", str(args.batch), "--iters", str(args.iters), "--warmup",
                str(args.warmup), "--threads", str(args.threads), "--clock", args.clock,
@@ -298,7 +302,7 @@ def table(rows: dict, args, have_torch: bool) -> str:
         f"Batch {args.batch}, float32, code size {DIM}; median of {args.iters} iterations "
         f"after {args.warmup} warm-up ({args.clock} clock, {args.wait} thread waits"
         + (f", interpreter BLAS on {args.blas_threads} thread(s)" if args.blas_threads else "")
-        + f"), best of {args.repeat} run(s).",
+        + f", {args.engine} engine), best of {args.repeat} run(s).",
         "",
         "| model | params | train ms/iter | PyTorch train ms | ratio (ours/PyTorch) | fwd ms "
         "| ORT fwd ms | fwd img/s | ORT img/s | ORT speed-up | PyTorch fwd ms | peak RSS MiB "
@@ -334,7 +338,8 @@ def table(rows: dict, args, have_torch: bool) -> str:
 def layers_table(result: dict, model: str, args) -> str:
     total = result["forward_backward"]
     lines = [f"Per-layer time of {model} (TRAIN net, batch {args.batch}, {args.threads} threads, "
-             f"mean of {args.iters} iterations, wall clock, as `caffe-cae time`):", "",
+             f"{args.engine} engine, mean of {args.iters} iterations, wall clock, as "
+             f"`caffe-cae time`):", "",
              "| layer | type | forward ms | backward ms | share |", "|---|---|---:|---:|---:|"]
     rows = sorted(result["layers"], key=lambda r: -(r[2] + r[3]))
     for name, kind, f, b in rows:
@@ -364,6 +369,8 @@ def main(argv=None) -> int:
                              "passive: idle threads sleep at once (see PASSIVE_WAIT)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="run every worker this many times, interleaved; keep the best")
+    parser.add_argument("--engine", choices=("fast", "reference"), default="fast",
+                        help="the interpreter's engine (caffe_cae.engine; default fast)")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
     parser.add_argument("--layers", metavar="MODEL",
                         help="print the per-layer forward/backward table of MODEL instead")

@@ -26,7 +26,10 @@ COMMANDS = [
     "migrate",
     "gen",
     "params",
+    "layers",
     "data",
+    "convert_imageset",
+    "compute_image_mean",
     "encode",
     "evaluate",
     "reproduce",
@@ -128,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit status (Ctrl-C anywhere: one line, 130)."""
     command, debug, log_format = "", False, "plain"
     try:
+        from caffe_cae import engine
+
+        engine.current()  # a bad CAFFE_CAE_ENGINE is this command's one-line error
         parser = build_parser()
         args_list, notices = normalize_argv(list(sys.argv[1:] if argv is None else argv), parser)
         args = parser.parse_args(args_list)
@@ -168,9 +174,15 @@ def _run(args, log_format: str) -> int:
     from caffe_cae.parallel import limit_threads
 
     try:
+        from caffe_cae import engine
+
+        engine.current()  # a bad CAFFE_CAE_ENGINE is this command's one-line error
         if (getattr(args, "threads", None) or 0) < 0:
             raise CaffeCaeError(f"--threads must be 0 (the libraries' defaults) or more (got {args.threads})")
-        with limit_threads(getattr(args, "threads", None)):  # commands with --threads
+        from caffe_cae.layers.python_layer import allow_python_layers
+
+        python_layers = True if getattr(args, "allow_python_layers", False) else None
+        with limit_threads(getattr(args, "threads", None)), allow_python_layers(python_layers):
             return int(args.func(args) or 0)
     except CaffeCaeError as err:
         if args.debug:

@@ -10,7 +10,9 @@ would, with the same formulas, shape conventions and checks:
   zeroed otherwise; ``p <= 1`` is required.
 * ``xavier``: U[-a, a], ``a = sqrt(3 / n)``; ``msra``: N(0, sqrt(2 / n)), where ``n`` follows
   ``variance_norm``: FAN_IN ``count / shape[0]`` (default), FAN_OUT ``count / shape[1]``
-  (``count`` for 1-axis blobs), AVERAGE their mean.  Deconvolution weights are
+  (``count`` for 1-axis blobs), AVERAGE their mean.  These read Caffe's legacy 4-D accessors:
+  a 0-d blob has shape[0] = shape[1] = 1, and a blob with more than 4 axes (a 3-D convolution's
+  weights) is refused, as Caffe aborts there.  Deconvolution weights are
   ``(C_in, C_out/group, kh, kw)``, so their "fan_in" is ``C_out/group * kh * kw``, as in Caffe.
 * ``bilinear``: the upsampling kernel ``(1 - |x/f - c|) * (1 - |y/f - c|)``,
   ``f = ceil(K/2)``, ``c = (K - 1) / (2f)``, for 4-D blobs with square ``K x K`` kernels.
@@ -112,9 +114,7 @@ def _gaussian(param, shape, rng, dtype, error):
     if sparse < -1:
         raise error(f"sparse must be >= -1, got {sparse}")
     if sparse >= 0:
-        if len(shape) < 1:
-            raise error("sparse needs a blob with at least one axis")
-        num_outputs = shape[0]
+        num_outputs = _legacy_dim(shape, 0, error)
         # Caffe computes the probability in Dtype: Dtype(sparse) / Dtype(num_outputs).
         keep = float(dtype.type(sparse) / dtype.type(num_outputs))
         if keep > 1:
@@ -126,13 +126,20 @@ def _gaussian(param, shape, rng, dtype, error):
     return data
 
 
+def _legacy_dim(shape, axis: int, error) -> int:
+    """Caffe's ``Blob::LegacyShape`` (``num()``, ``channels()``): a missing axis reads as 1,
+    a blob with more than 4 axes aborts."""
+    if len(shape) > 4:
+        raise error(f"cannot use legacy accessors on blobs with > 4 axes (shape {list(shape)})")
+    return shape[axis] if axis < len(shape) else 1
+
+
 def _fan(param, shape, error) -> float:
-    """Caffe's n for xavier/msra: fan_in, fan_out or their average, per variance_norm."""
-    if len(shape) < 1:
-        raise error("needs a blob with at least one axis")
+    """Caffe's n for xavier/msra: fan_in (count / num()), fan_out (count / channels()) or
+    their average, per variance_norm."""
     count = math.prod(shape)
-    fan_in = count // shape[0]
-    fan_out = count // shape[1] if len(shape) > 1 else count
+    fan_in = count // _legacy_dim(shape, 0, error)
+    fan_out = count // _legacy_dim(shape, 1, error)
     norm = param.variance_norm
     if norm == _AVERAGE:
         return (fan_in + fan_out) / 2.0
@@ -168,8 +175,8 @@ def _bilinear(param, shape, rng, dtype, error):
 
 
 def _positive_unitball(param, shape, rng, dtype, error):
+    num = _legacy_dim(shape, 0, error)
     data = _uniform_array(dtype.type(0), dtype.type(1), shape, rng, dtype)
-    num = shape[0] if shape else 1
     rows = data.reshape(num, -1)
     rows /= rows.sum(axis=1, keepdims=True)
     return data

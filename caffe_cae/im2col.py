@@ -20,6 +20,9 @@ float summation order):
 iterations), adding one strided slice each (no ``np.add.at``).  Both, and the layout copies,
 are split over channels or images on :mod:`caffe_cae.parallel`'s threads.  Scratch arrays
 live in a :class:`Workspace` and are reused across calls.
+
+:func:`im2col_reference` and :func:`col2im_reference` are Caffe's ``im2col_cpu`` /
+``col2im_cpu`` for one image, plainly: what the reference engine uses.
 """
 from __future__ import annotations
 
@@ -30,10 +33,8 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from caffe_cae import tuning
 from caffe_cae.parallel import copyto, matmul, split, threads
-
-#: Geometries whose output has fewer positions than this use the batch-inner column order.
-BATCH_INNER_BELOW = 256
 
 
 class Workspace:
@@ -94,7 +95,7 @@ class ConvGeometry:
         self.has_pad = self.padded != self.image
         self.kernel_size = math.prod(self.kernel)
         self.out_size = math.prod(self.out)
-        self.batch_inner = self.out_size < BATCH_INNER_BELOW
+        self.batch_inner = self.out_size < tuning.BATCH_INNER_BELOW
 
     @functools.cached_property
     def offsets(self) -> list[tuple[int, ...]]:
@@ -136,6 +137,26 @@ class ConvGeometry:
 
     def column_count(self, num: int) -> int:
         return num * self.out_size
+
+
+def im2col_reference(image: np.ndarray, g: ConvGeometry) -> np.ndarray:
+    """Caffe's ``im2col_cpu`` of one image (C, *image): rows (c, kernel offset...), columns the
+    output positions, cells outside the image read as 0."""
+    channels = image.shape[0]
+    padded = np.zeros((channels,) + g.padded, image.dtype)
+    padded[(slice(None),) + g._interior()] = image
+    rows = [padded[(slice(None),) + g._offset_slices(offset)] for offset in g.offsets]
+    return np.stack(rows, axis=1).reshape(channels * g.kernel_size, g.out_size)
+
+
+def col2im_reference(col: np.ndarray, g: ConvGeometry, channels: int) -> np.ndarray:
+    """Caffe's ``col2im_cpu``: the image (C, *image) to which every column entry is added back,
+    kernel offset after kernel offset."""
+    padded = np.zeros((channels,) + g.padded, col.dtype)
+    rows = col.reshape((channels, g.kernel_size) + g.out)
+    for k, offset in enumerate(g.offsets):
+        padded[(slice(None),) + g._offset_slices(offset)] += rows[:, k]
+    return padded[(slice(None),) + g._interior()]
 
 
 def im2col(x: np.ndarray, g: ConvGeometry, ws: Workspace, name: str = "col") -> np.ndarray:
@@ -236,26 +257,22 @@ def col2im(col: np.ndarray, g: ConvGeometry, out: np.ndarray, ws: Workspace,
     split(images_part, num, colv.size)
 
 
-#: :func:`matmul_col2im` multiplies one kernel row at a time when the whole column matrix
-#: would have more elements than this (e.g. 17x17 kernels on few channels: 16 M floats).
-CHUNKED_COL2IM_ABOVE = 1 << 22
-
-
 def matmul_col2im(a: np.ndarray, b: np.ndarray, g: ConvGeometry, out: np.ndarray,
                   ws: Workspace, name: str = "col2im") -> None:
     """``col2im(a @ b)`` for a batch-inner geometry: ``a`` (G, C/G * prod(kernel), k) and
     ``b`` (G, k, prod(out) * num) -- the backward-data pass of Convolution and the forward
     pass of Deconvolution.
 
-    A large column matrix is never built: for one group and a 2-D kernel, each kernel row's
+    A column matrix above ``tuning.CHUNKED_COL2IM_ABOVE`` elements (e.g. 17x17 kernels on few
+    channels: 16 M floats) is never built: for one group and a 2-D kernel, each kernel row's
     columns are multiplied and summed into the image while they are still in the cache.  The
     values are the same (each column entry is the same dot product over ``k``; every image
     cell adds its contributions in the same kernel-offset order).
     """
     groups, rows, _ = a.shape
     cols = b.shape[2]
-    if (groups != 1 or len(g.kernel) != 2 or not g.batch_inner or rows * cols <= CHUNKED_COL2IM_ABOVE
-            or g.positions_first):
+    if (groups != 1 or len(g.kernel) != 2 or not g.batch_inner
+            or rows * cols <= tuning.CHUNKED_COL2IM_ABOVE or g.positions_first):
         col = ws.get(name + ".col", (groups * rows, cols), b.dtype)
         matmul(a, b, col.reshape(groups, rows, cols))
         col2im(col, g, out, ws, name)

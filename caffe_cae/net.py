@@ -27,6 +27,7 @@ import numpy as np
 
 from caffe_cae.blob import Blob
 from caffe_cae.errors import CaffeCaeError
+from caffe_cae.layers.python_layer import allow_python_layers as python_layer_policy, net_folder
 from caffe_cae.netgraph.dataflow import Dataflow
 from caffe_cae.netgraph.graph import AUTOMATIC_TOP, LayerNode, NetGraph, build_graph, shape_string, top_shapes_of
 from caffe_cae.netgraph.loading import TEST, TRAIN, load_net_param, set_net_state
@@ -110,10 +111,13 @@ class Net(NetViews, LayerCallbacks, BatchHelpers):
         dtype: ``np.float32`` (Caffe's float) or ``np.float64`` (gradient checks).
         seed: seed of the NumPy generator the fillers draw from; default: drawn from the
             generator :func:`set_random_seed` seeded, else fresh entropy.
+        allow_python_layers: run ``type: "Python"`` layers (arbitrary code named by the net
+            file; refused by default); their modules are also looked for next to the prototxt.
+            None keeps the choice of an enclosing :func:`caffe_cae.allow_python_layers`.
     """
 
     def __init__(self, net=None, *args, weights=None, phase=None, level=None, stages=None,
-                 dtype=np.float32, seed=None, network_file=None):
+                 dtype=np.float32, seed=None, network_file=None, allow_python_layers=None):
         if network_file is not None:  # pycaffe's keyword name for the prototxt
             if net is not None:
                 raise TypeError("Net(): network_file given twice")
@@ -129,7 +133,8 @@ class Net(NetViews, LayerCallbacks, BatchHelpers):
         param, self.source = load_net_param(net)
         set_net_state(param, phase, level, stages)
         log.info("Initializing net '%s' from %s", param.name, self.source)
-        self.graph: NetGraph = build_graph(param)
+        with python_layer_policy(allow_python_layers, net_folder(net)):
+            self.graph: NetGraph = build_graph(param)
         self.name = self.graph.name
         check_net_memory(self.graph, self.dtype.itemsize, self.source)
         self._rng = np.random.default_rng(seed if seed is not None else _next_seed())

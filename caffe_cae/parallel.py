@@ -16,6 +16,8 @@ element-wise splits exactly.
 
 Threads: ``CAFFE_CAE_THREADS``, else ``OMP_NUM_THREADS``, else ``OPENBLAS_NUM_THREADS``, else
 the CPUs this process may use (so pinning BLAS pins this too); ``set_threads(n)`` overrides.
+Under the reference engine (:mod:`caffe_cae.engine`) everything runs inline on the calling
+thread and the BLAS keeps its own threads.  Thresholds: :mod:`caffe_cae.tuning`.
 """
 from __future__ import annotations
 
@@ -25,9 +27,7 @@ import threading
 
 import numpy as np
 
-#: Work smaller than this many elements runs on the calling thread (a split costs ~20 us).
-MIN_ELEMENTS = 1 << 16
-MAX_THREADS = 8
+from caffe_cae import engine, tuning
 
 _PREFIX = "caffe_cae-parallel"
 _threads: int | None = None
@@ -82,12 +82,12 @@ def _default_threads() -> int:
     for var in ("CAFFE_CAE_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         value = os.environ.get(var, "").strip()
         if value.isdigit() and int(value) > 0:
-            return min(int(value), MAX_THREADS)
+            return min(int(value), tuning.MAX_THREADS)
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
-    return max(1, min(cpus, MAX_THREADS))
+    return max(1, min(cpus, tuning.MAX_THREADS))
 
 
 def threads() -> int:
@@ -102,7 +102,7 @@ def set_threads(n: int) -> None:
     """Use ``n`` threads from now on (1 = no splitting)."""
     global _threads, _workers
     with _dispatch, _lock:  # the order split() takes them in
-        _threads = max(1, min(int(n), MAX_THREADS))
+        _threads = max(1, min(int(n), tuning.MAX_THREADS))
         for worker in _workers or ():
             worker.stop()
         _workers = None
@@ -131,13 +131,15 @@ if hasattr(os, "register_at_fork"):
 def split(fn, n: int, work: int) -> None:
     """Run ``fn(lo, hi)`` over ``range(n)`` cut into contiguous parts, one per thread.
 
-    ``work`` is the operation's size in elements: below :data:`MIN_ELEMENTS` (or with one
-    thread, or ``n`` < 2) ``fn(0, n)`` runs directly.  ``fn`` must only write its own part.
+    ``work`` is the operation's size in elements: below ``tuning.SPLIT_MIN_ELEMENTS`` (or with
+    one thread, ``n`` < 2, or the reference engine) ``fn(0, n)`` runs directly.  ``fn`` must
+    only write its own part.
     """
     parts = min(threads(), n)
     # A part that splits again runs inline (waiting on the workers from one of them would
     # deadlock), and so does a split while another thread's split holds the workers.
-    if (parts < 2 or work < MIN_ELEMENTS or threading.current_thread().name.startswith(_PREFIX)
+    if (parts < 2 or work < tuning.SPLIT_MIN_ELEMENTS or engine.reference()
+            or threading.current_thread().name.startswith(_PREFIX)
             or not _dispatch.acquire(blocking=False)):
         fn(0, n)
         return
@@ -177,16 +179,19 @@ def matmul(a, b, out, axis: int = -1) -> None:
     thread it is meant to run inside :func:`single_threaded_blas`, so that the BLAS does not
     start threads of its own on top of these.
     """
+    if not tuning.SPLIT_GEMMS:
+        np.matmul(a, b, out=out)
+        return
     n = out.shape[axis]
-    work = out.size * a.shape[-1]
+    work = out.size * a.shape[-1] // tuning.GEMM_WORK_DIVISOR
     if axis == -2:  # row blocks of a
-        split(lambda lo, hi: np.matmul(a[..., lo:hi, :], b, out=out[..., lo:hi, :]), n, work // 8)
+        split(lambda lo, hi: np.matmul(a[..., lo:hi, :], b, out=out[..., lo:hi, :]), n, work)
     elif axis == 0:
         stacked = a.ndim == out.ndim  # a stacked like b (else broadcast to every matrix of b)
         split(lambda lo, hi: np.matmul(a[lo:hi] if stacked else a, b[lo:hi], out=out[lo:hi]),
-              n, work // 8)
+              n, work)
     else:
-        split(lambda lo, hi: np.matmul(a, b[..., lo:hi], out=out[..., lo:hi]), n, work // 8)
+        split(lambda lo, hi: np.matmul(a, b[..., lo:hi], out=out[..., lo:hi]), n, work)
 
 
 _controller = None
@@ -198,7 +203,7 @@ def single_threaded_blas():
     of two pools competing for the cores (OpenBLAS's idle workers spin-wait for ~0.1 s after
     every GEMM).  A no-op with one thread or without ``threadpoolctl``."""
     global _controller
-    if threads() < 2:
+    if threads() < 2 or engine.reference():
         return contextlib.nullcontext()
     if _controller is None:
         try:

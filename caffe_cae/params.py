@@ -15,34 +15,27 @@ The papers' two size measures (Turchenko et al. 2019, Tables 1-3):
 Shapes come from :func:`caffe_cae.netgraph.graph.build_graph` (Caffe's ``Net::Init`` without
 arrays), which layer computed a blob from :class:`caffe_cae.netgraph.dataflow.Dataflow`, and
 what counts from the layers' traits (``feature_tops``, ``elementwise``, ``shares_memory``,
-``LossLayer.compares_like_shaped``).  Data layers whose files are not at hand get MNIST shapes (see :func:`data_shapes`).
+``LossLayer.compares_like_shaped``).  Data-layer shapes come from ``--input-shape``, the data
+source or the layer's parameters (:func:`caffe_cae.netgraph.data_shapes.data_top_shapes`); a
+net whose data is not at hand and whose parameters do not fix its shape needs ``--input-shape``.
 """
 from __future__ import annotations
 
 import logging
 import math
 import os
-import pathlib
 from dataclasses import dataclass, field
 
 from caffe_cae.errors import CaffeCaeError
 from caffe_cae.layers.base import LossLayer
+from caffe_cae.netgraph.data_shapes import data_top_shapes
 from caffe_cae.netgraph.dataflow import Dataflow
-from caffe_cae.netgraph.filtering import filter_net
 from caffe_cae.netgraph.graph import NetGraph, build_graph
 from caffe_cae.proto import caffe_pb2
 
 log = logging.getLogger(__name__)
 
 Shape = tuple[int, ...]
-
-# Per-sample shapes assumed for data-layer tops whose files cannot be read (MNIST, as the papers).
-MNIST_TOP_SHAPES: dict[str, Shape] = {
-    "data": (1, 28, 28),
-    "pair_data": (2, 28, 28),
-    "label": (),
-    "sim": (),
-}
 
 
 @dataclass
@@ -98,70 +91,6 @@ def count(shape: Shape) -> int:
 
 def _per_sample(shape: Shape) -> int:
     return count(shape[1:]) if shape else 1
-
-
-# ------------------------------------------------------------------------------------------
-# data layers
-
-
-def _hdf5_shapes(layer: caffe_pb2.LayerParameter) -> dict[str, Shape] | None:
-    """Top shapes of an HDF5Data layer read from its first file's dataset shapes, or None."""
-    source = pathlib.Path(layer.hdf5_data_param.source)
-    try:
-        lines = [s.strip() for s in source.read_text().splitlines() if s.strip()]
-        import h5py  # only here: counting a net never needs it otherwise
-
-        with h5py.File(lines[0], "r") as h5:
-            dims = {top: tuple(h5[top].shape[1:]) for top in layer.top}
-    except (OSError, IndexError, KeyError, ValueError, AttributeError, TypeError, RuntimeError):
-        return None  # not a readable data file (a group where a dataset belongs, a corrupt file, ...)
-    batch = layer.hdf5_data_param.batch_size
-    return {top: (batch, *d) for top, d in dims.items()}
-
-
-def _batch_size(layer: caffe_pb2.LayerParameter) -> int:
-    for name in ("hdf5_data_param", "data_param", "image_data_param", "memory_data_param", "window_data_param"):
-        if layer.HasField(name) and getattr(layer, name).batch_size:
-            return getattr(layer, name).batch_size
-    return 1
-
-
-def data_shapes(net: caffe_pb2.NetParameter, given: dict[str, Shape] | None = None) -> dict[str, Shape]:
-    """Shape overrides for the tops of the layers without bottoms of an upgraded net (in its state).
-
-    Data layers: ``given`` (blob -> shape *per sample*) wins; then an HDF5Data layer's own file
-    (dataset shapes only, nothing loaded); then MNIST (:data:`MNIST_TOP_SHAPES`, with a warning);
-    anything else is an error asking for ``--input-shape``.  Input layers keep their own shapes
-    unless ``given`` names their tops (their batch size stays).
-    """
-    given = dict(given or {})
-    shapes: dict[str, Shape] = {}
-    for layer in filter_net(net).layer:
-        if layer.bottom:
-            continue
-        if layer.type == "Input":  # its own shapes, unless given (keeping its batch)
-            for j, top in enumerate(layer.top):
-                if top in given:
-                    dims = layer.input_param.shape[j].dim if j < len(layer.input_param.shape) else []
-                    shapes[top] = (dims[0] if dims else 1, *given.pop(top))
-            continue
-        batch = _batch_size(layer)
-        found = _hdf5_shapes(layer) if layer.type == "HDF5Data" else None
-        for top in layer.top:
-            if top in given:
-                shapes[top] = (batch, *given.pop(top))
-            elif found is not None:
-                shapes[top] = found[top]
-            elif top in MNIST_TOP_SHAPES:
-                shapes[top] = (batch, *MNIST_TOP_SHAPES[top])
-                log.warning("blob '%s': data of layer '%s' not readable here; assuming MNIST %s",
-                            top, layer.name, "x".join(map(str, shapes[top])))
-            else:
-                raise CaffeCaeError(f"blob '{top}': cannot tell the shape of data layer '{layer.name}' "
-                                    f"({layer.type}) without its data; give --input-shape {top}=C,H,W")
-    if given:
-        raise CaffeCaeError(f"blob '{next(iter(given))}': --input-shape names no data or Input layer top")
-    return shapes
 
 
 # ------------------------------------------------------------------------------------------
@@ -253,7 +182,10 @@ def count_params(net: caffe_pb2.NetParameter | str | os.PathLike, phase: str = "
     if phase not in ("TRAIN", "TEST"):
         raise CaffeCaeError(f"phase must be TRAIN or TEST, not {phase!r}")
     set_net_state(param, caffe_pb2.Phase.Value(phase), level, stages)
-    graph = build_graph(param, shape_overrides=data_shapes(param, input_shapes))
+    from caffe_cae.layers.python_layer import allow_python_layers, net_folder
+
+    with allow_python_layers(None, net_folder(net)):
+        graph = build_graph(param, shape_overrides=data_top_shapes(param, input_shapes))
     return report_graph(graph, phase)
 
 

@@ -8,6 +8,7 @@ does not round-trip to the same float32 (then ``%.9g``), doubles ``%.15g``/``%.1
 """
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import pathlib
@@ -43,8 +44,31 @@ def parse_text(text: str, message_type: type[M], source: str | os.PathLike | Non
             where = f"{source or '<text>'}:{line}:{col}"
         else:
             where, detail = f"{source or '<text>'}", raw
-        raise CaffeCaeError(f"{where}: {detail.strip()}") from None
+        detail = detail.strip()
+        hint = _suggestion(detail)
+        raise CaffeCaeError(f"{where}: {detail.rstrip('.') + hint if hint else detail}") from None
     return message
+
+
+_UNKNOWN_NAME = re.compile(
+    r'^(Message|Enum) type "caffe\.([\w.]+)" has no (?:field|value) named "?(\w+)"?')
+
+
+def _suggestion(detail: str) -> str:
+    """``; did you mean "norm_param"?`` for a misspelt field or enum value: the closest name
+    the schema has there (a field of another Caffe fork, or a typo), else nothing."""
+    match = _UNKNOWN_NAME.match(detail.strip())
+    if not match:
+        return ""
+    kind, type_name, name = match.groups()
+    try:
+        found = caffe_pb2.DESCRIPTOR.pool.FindMessageTypeByName(f"caffe.{type_name}") if kind == "Message" \
+            else caffe_pb2.DESCRIPTOR.pool.FindEnumTypeByName(f"caffe.{type_name}")
+    except KeyError:
+        return ""
+    names = [f.name for f in found.fields] if kind == "Message" else [v.name for v in found.values]
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.8)
+    return f'; did you mean "{close[0]}"?' if close else ""
 
 
 def _error_is_at_end(text: str, message_type) -> bool:

@@ -20,6 +20,7 @@ from caffe_cae.fileio import atomic_write, atomic_write_bytes, open_hdf5
 from caffe_cae.hdf5io import dataset_or_error, group_or_error, hdf5_errors, read_dataset, read_scalar, read_string
 from caffe_cae.limits import INT_MAX, check_allocation, check_shape
 from caffe_cae.proto import caffe_pb2
+from caffe_cae.proto.fork_fields import FORK_FIELDS, renumber_fork_fields
 
 # ------------------------------------------------------------------------------------------
 # BlobProto <-> ndarray
@@ -31,8 +32,9 @@ def blob_shape(blob: caffe_pb2.BlobProto) -> tuple[int, ...]:
         return tuple(int(d) for d in blob.shape.dim)
     if any(blob.HasField(f) for f in ("num", "channels", "height", "width")):
         return (blob.num, blob.channels, blob.height, blob.width)
-    # No dims at all: Caffe treats it as a 1-D blob of its data count.
-    return (len(blob.double_data) or len(blob.data),)
+    # No dims at all: a 0-d blob (one value), as Caffe's Blob::FromProto reads it; Caffe writes
+    # 0-d blobs (Scale/Bias num_axes 0, shared PReLU slope) with neither shape nor legacy dims.
+    return ()
 
 
 def blob_has_legacy_dims(blob: caffe_pb2.BlobProto) -> bool:
@@ -64,7 +66,8 @@ def array_to_blob(array: np.ndarray, diff: np.ndarray | None = None) -> caffe_pb
     """A BlobProto as modern Caffe's ``Blob::ToProto`` writes it: ``shape`` + float ``data``."""
     blob = caffe_pb2.BlobProto()
     array = np.asarray(array, dtype=np.float32)
-    blob.shape.dim.extend(int(d) for d in array.shape)
+    if array.ndim:  # a 0-d blob has no shape field at all, as Caffe writes it
+        blob.shape.dim.extend(int(d) for d in array.shape)
     blob.data.extend(array.ravel().tolist())
     if diff is not None:
         blob.diff.extend(np.asarray(diff, dtype=np.float32).ravel().tolist())
@@ -80,10 +83,15 @@ def read_binary(path: str | os.PathLike, message_type: type[Message], what: str)
 
     As Caffe's ``ReadProtoFromBinaryFile``: at most INT_MAX bytes; every string field must be
     valid UTF-8 (protobuf hands invalid ones back as bytes)."""
+    return _parse(_read_bytes(path, what), message_type, what, path)
+
+
+def _read_bytes(path: str | os.PathLike, what: str = "caffemodel (NetParameter)") -> bytes:
     file = pathlib.Path(path)
+    kind = what.split(" (")[0]
     try:
         if file.is_dir():
-            raise CaffeCaeError(f"{path}: is a directory, expected a {what.split(' (')[0]} file")
+            raise CaffeCaeError(f"{path}: is a directory, expected a {kind} file")
         size = file.stat().st_size
         if size > INT_MAX:
             raise CaffeCaeError(f"{path}: {size} bytes, more than the 2 GiB protobuf (and Caffe) can read")
@@ -93,12 +101,15 @@ def read_binary(path: str | os.PathLike, message_type: type[Message], what: str)
         raise CaffeCaeError(f"{path}: no such file") from None
     except OSError as err:
         raise CaffeCaeError(f"{path}: cannot read ({err.strerror})") from None
-    kind = what.split(" (")[0]
     if data.startswith(HDF5_SIGNATURE):
         raise CaffeCaeError(f"{path}: is an HDF5 file, not a binary {kind}; HDF5 files are read by the name "
                             f"they end with (.{kind}.h5)")
     if data[:1] == b"\x08" and _is_onnx_model(data):
         raise CaffeCaeError(f"{path}: is an ONNX model, not a {kind}; run ONNX models with `caffe-cae infer`")
+    return data
+
+
+def _parse(data: bytes, message_type: type[Message], what: str, path) -> Message:
     message = message_type()
     try:
         message.ParseFromString(data)
@@ -152,12 +163,17 @@ def write_binary(path: str | os.PathLike, message: Message) -> None:
 
 
 def read_net_binary(path: str | os.PathLike) -> caffe_pb2.NetParameter:
-    """A ``.caffemodel`` as written (no upgrade).
+    """A ``.caffemodel`` as written (no upgrade); a Caffe fork's layer parameters, stored at the
+    fork's field numbers, are read at ours (:mod:`caffe_cae.proto.fork_fields`).
 
-    A file that parses to no layers at all but is not empty holds some other message (protobuf
-    keeps unknown fields aside): it is refused instead of loading nothing."""
-    net = read_binary(path, caffe_pb2.NetParameter, "caffemodel (NetParameter)")
-    if not net.ListFields() and os.path.getsize(path) > 0:
+    A file that parses to no known field at all but is not empty holds some other message
+    (protobuf keeps unknown fields aside): it is refused instead of loading nothing."""
+    what = "caffemodel (NetParameter)"
+    data = _read_bytes(path, what)
+    net = _parse(data, caffe_pb2.NetParameter, what, path)
+    if any(layer.type in FORK_FIELDS for layer in net.layer):
+        net = _parse(renumber_fork_fields(data), caffe_pb2.NetParameter, what, path)
+    if not net.ListFields() and data:
         raise CaffeCaeError(f"{path}: not a binary caffemodel: it holds no layers (some other protobuf message?)")
     return net
 

@@ -58,6 +58,16 @@ def test_show_prints_caffemodel_shapes_without_values():
     assert "dim: 4\n      dim: 3\n      dim: 3\n      dim: 3" in result.stdout
 
 
+def test_show_prints_a_0d_blob_as_an_empty_shape():
+    """Caffe writes a Scale with num_axes 0 as blobs with no dims at all (one value each)."""
+    from tests.helpers.paths import GOLDEN_BVLC
+
+    result = run_cli("show", GOLDEN_BVLC / "scale_scalar" / "init.caffemodel")
+    assert result.returncode == 0, result.stderr
+    scale = result.stdout.split('name: "scale"')[1]
+    assert scale.count("blobs {\n    shape {\n    }\n  }") == 2 and "dim: 1" not in scale
+
+
 def test_show_reprints_prototxt_canonically():
     path = GOLDEN / "mig_v0_net" / "out.prototxt"
     result = run_cli("show", path)

@@ -1,13 +1,17 @@
-"""caffe_cae.im2col: the two column layouts and the kernel-row-chunked GEMM + col2im agree."""
+"""caffe_cae.im2col: the two column layouts, the kernel-row-chunked GEMM + col2im and Caffe's
+plain im2col/col2im agree."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from caffe_cae import im2col
+from caffe_cae import im2col, tuning
 from caffe_cae.net import TRAIN, Net
 from caffe_cae.proto import caffe_pb2
 from caffe_cae.prototxt import parse_text
+from caffe_cae.testing import assert_rounding_close
+
+pytestmark = pytest.mark.usefixtures("fast_engine")
 
 
 @pytest.mark.parametrize("image, kernel, pad, stride, dilation", [
@@ -15,8 +19,8 @@ from caffe_cae.prototxt import parse_text
     ((9, 8), (3, 3), (1, 2), (2, 1), (1, 1)),
     ((10, 9), (3, 2), (1, 0), (1, 2), (2, 1)),
 ])
-def test_chunked_matmul_col2im_equals_the_full_column_matrix(monkeypatch, image, kernel, pad,
-                                                              stride, dilation):
+def test_chunked_matmul_col2im_equals_the_full_column_matrix(image, kernel, pad, stride,
+                                                              dilation):
     g = im2col.ConvGeometry(image, kernel, pad, stride, dilation)
     assert g.batch_inner
     rng = np.random.default_rng(0)
@@ -25,15 +29,35 @@ def test_chunked_matmul_col2im_equals_the_full_column_matrix(monkeypatch, image,
     b = rng.standard_normal((1, k, g.out_size * num)).astype(np.float32)
     results = []
     for threshold in (1 << 40, 0):  # full column matrix, then one kernel row at a time
-        monkeypatch.setattr(im2col, "CHUNKED_COL2IM_ABOVE", threshold)
-        out = np.full((num, channels) + image, np.nan, np.float32)
-        im2col.matmul_col2im(a, b, g, out, im2col.Workspace())
+        with tuning.override(CHUNKED_COL2IM_ABOVE=threshold):
+            out = np.full((num, channels) + image, np.nan, np.float32)
+            im2col.matmul_col2im(a, b, g, out, im2col.Workspace())
         results.append(out)
-    np.testing.assert_allclose(results[1], results[0], rtol=1e-6, atol=1e-6)
-    # and both are Caffe's col2im of the product
-    reference = np.empty_like(results[0])
-    im2col.col2im((a[0] @ b[0]), g, reference, im2col.Workspace())
-    np.testing.assert_allclose(results[0], reference, rtol=1e-6, atol=1e-6)
+    # and both are Caffe's col2im of the product, image by image
+
+    def caffe(a, b):
+        images = b[0].reshape(k, -1, num)  # columns ordered (position, image)
+        return np.stack([im2col.col2im_reference(a[0] @ images[:, :, n], g, channels)
+                         for n in range(num)])
+
+    reference, magnitude = caffe(a, b), caffe(np.abs(a), np.abs(b))
+    terms = k * g.kernel_size  # products summed into one image cell
+    for result in results:
+        assert_rounding_close(result, reference, terms=terms, magnitude=magnitude)
+
+
+@pytest.mark.parametrize("batch_inner", [False, True])
+def test_batched_im2col_is_caffes_per_image_im2col(batch_inner):
+    g = im2col.ConvGeometry((7, 6), (3, 2), (1, 0), (2, 1), (1, 2))
+    g.batch_inner = batch_inner
+    x = np.random.default_rng(2).standard_normal((3, 4, 7, 6)).astype(np.float32)
+    col = im2col.im2col(x, g, im2col.Workspace())
+    per_image = [im2col.im2col_reference(image, g) for image in x]
+    if batch_inner:  # (C*K, positions * num): columns ordered (o, n)
+        expected = np.stack(per_image, axis=-1).reshape(col.shape)
+    else:
+        expected = np.stack(per_image)
+    np.testing.assert_array_equal(col, expected)
 
 
 NET = """
@@ -52,9 +76,9 @@ layer { name: "loss" type: "EuclideanLoss" bottom: "conv2" bottom: "target" top:
 """
 
 
-def _run(monkeypatch, batch_inner_below: int):
-    monkeypatch.setattr(im2col, "BATCH_INNER_BELOW", batch_inner_below)
-    net = Net(parse_text(NET, caffe_pb2.NetParameter), phase=TRAIN, seed=7)
+def _run(batch_inner_below: int):
+    with tuning.override(BATCH_INNER_BELOW=batch_inner_below):
+        net = Net(parse_text(NET, caffe_pb2.NetParameter), phase=TRAIN, seed=7)
     rng = np.random.default_rng(1)
     net.blobs["data"].data[...] = rng.standard_normal(net.blobs["data"].shape)
     net.blobs["target"].data[...] = rng.standard_normal(net.blobs["target"].shape)
@@ -63,16 +87,20 @@ def _run(monkeypatch, batch_inner_below: int):
         [p.diff.copy() for p in net.learnable_params]
 
 
-def test_per_image_and_batch_inner_layouts_agree(monkeypatch):
+def test_per_image_and_batch_inner_layouts_agree():
     """Groups, padding, stride and dilation, forward and backward, in both column layouts."""
-    loss_a, blobs_a, grads_a = _run(monkeypatch, 0)        # every geometry per image
-    loss_b, blobs_b, grads_b = _run(monkeypatch, 1 << 30)  # every geometry batch-inner
-    assert loss_a == pytest.approx(loss_b, rel=1e-5)
+    loss_a, blobs_a, grads_a = _run(0)        # every geometry per image
+    loss_b, blobs_b, grads_b = _run(1 << 30)  # every geometry batch-inner
+    # sums along the longest chain: conv (2 channels x 9), deconv (3 x 16), conv2 (4 x 9)
+    # forward, the same backward, then conv2's weight gradient (3 images x 64 positions)
+    chain = 18 + 48 + 36
+    terms = 2 * chain + 3 * 64
+    assert_rounding_close(loss_b, loss_a, terms=chain + 3 * 2 * 64, err_msg="loss")
     for name, (data, diff) in blobs_a.items():
-        np.testing.assert_allclose(blobs_b[name][0], data, rtol=1e-5, atol=1e-5, err_msg=name)
-        np.testing.assert_allclose(blobs_b[name][1], diff, rtol=1e-5, atol=1e-5, err_msg=name)
+        assert_rounding_close(blobs_b[name][0], data, terms=terms, err_msg=f"{name} data")
+        assert_rounding_close(blobs_b[name][1], diff, terms=terms, err_msg=f"{name} diff")
     for ga, gb in zip(grads_a, grads_b):
-        np.testing.assert_allclose(gb, ga, rtol=1e-4, atol=1e-5)
+        assert_rounding_close(gb, ga, terms=terms)
 
 
 @pytest.mark.parametrize("batch_inner", [True, False])

@@ -1,11 +1,16 @@
-"""Review: the thread splits of caffe_cae.parallel give the single-thread results (forward, blob
-diffs and parameter gradients) on a net big enough to be split, and are deterministic."""
+"""The thread splits of caffe_cae.parallel give the single-thread results (forward, blob diffs
+and parameter gradients) to float rounding on a net big enough to be split, and are
+deterministic; the reference engine agrees too."""
 import numpy as np
+import pytest
 
 import caffe_cae
-from caffe_cae import parallel
+from caffe_cae import engine, parallel
 from caffe_cae.proto import caffe_pb2
 from caffe_cae.prototxt import parse_text
+from caffe_cae.testing import assert_rounding_close
+
+pytestmark = pytest.mark.usefixtures("fast_engine")
 
 NET = """
 name: "parallel_review" force_backward: true
@@ -40,16 +45,34 @@ def _run(threads):
     return loss, blobs, grads
 
 
+#: Sums along the longest chain (a scale for the rounding bound): forward c1 (3 x 25), d1
+#: (16 x 25), ip (3 x 43 x 43) and back again, then c1's weight gradient (16 images x 1600
+#: positions); the loss adds its 16 x 3 x 43 x 43 terms.
+CHAIN = 2 * (75 + 400 + 5547)
+TERMS = CHAIN + 16 * 1600
+
+
+def assert_same_to_rounding(run, expected):
+    loss, blobs, grads = run
+    loss1, blobs1, grads1 = expected
+    assert_rounding_close(loss, loss1, terms=CHAIN + 16 * 3 * 43 * 43, err_msg="loss")
+    for name, (data, diff) in blobs1.items():
+        assert_rounding_close(blobs[name][0], data, terms=TERMS, err_msg=f"{name} data")
+        assert_rounding_close(blobs[name][1], diff, terms=TERMS, err_msg=f"{name} diff")
+    for name, diffs in grads1.items():
+        for k, diff in enumerate(diffs):
+            assert_rounding_close(grads[name][k], diff, terms=TERMS, err_msg=f"{name}/{k}")
+
+
 def test_split_work_matches_one_thread_and_is_deterministic():
-    loss1, blobs1, grads1 = _run(1)
+    one_thread = _run(1)
     runs = [_run(4), _run(4)]
     np.testing.assert_array_equal(runs[0][2]["c1"][0], runs[1][2]["c1"][0])  # deterministic
-    for loss, blobs, grads in runs:
-        assert abs(loss - loss1) <= 1e-5 * abs(loss1)
-        for name, (data, diff) in blobs1.items():
-            np.testing.assert_allclose(blobs[name][0], data, rtol=0, atol=1e-6, err_msg=name)
-            np.testing.assert_allclose(blobs[name][1], diff, rtol=0, atol=1e-6, err_msg=name)
-        for name, diffs in grads1.items():
-            for k, diff in enumerate(diffs):
-                scale = np.abs(diff).max() + 1e-12
-                assert np.abs(grads[name][k] - diff).max() <= 1e-5 * scale, f"{name}/{k}"
+    for run in runs:
+        assert_same_to_rounding(run, one_thread)
+
+
+def test_the_fast_engine_matches_the_reference_engine():
+    with engine.using("reference"):
+        reference = _run(1)
+    assert_same_to_rounding(_run(4), reference)

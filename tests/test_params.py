@@ -3,6 +3,7 @@ import pytest
 
 from caffe_cae import generate, params, prototxt, zoo
 from caffe_cae.commands import params as params_command
+from caffe_cae.commands.common import parse_input_shape
 from caffe_cae.errors import CaffeCaeError
 from caffe_cae.proto import caffe_pb2
 from tests.helpers.paths import GOLDEN
@@ -20,8 +21,19 @@ PAPER = {
 }
 
 
+#: per-sample MNIST shapes of the generated nets' data tops (their HDF5 files are not made here)
+MNIST_SHAPES = {"data": (1, 28, 28), "pair_data": (2, 28, 28), "sim": ()}
+
+
+def mnist_shapes(net) -> dict:
+    """The MNIST shapes of the tops of the net's data layers (either syntax)."""
+    tops = {t for layer in [*net.layer, *net.layers] if not layer.bottom for t in layer.top}
+    return {name: shape for name, shape in MNIST_SHAPES.items() if name in tops}
+
+
 def report(model, **options):
-    return params.count_params(generate.net_param(model, **options))
+    net = generate.net_param(model, **options)
+    return params.count_params(net, input_shapes=mnist_shapes(net))
 
 
 @pytest.mark.parametrize("model", list(PAPER))
@@ -136,10 +148,96 @@ def test_command_prints_table_and_totals(tmp_path, capsys):
 @pytest.mark.parametrize("text, shape", [("data=1,28,28", ("data", (1, 28, 28))), ("sim=", ("sim", ())),
                                          ("x=2x3", ("x", (2, 3)))])
 def test_parse_input_shape(text, shape):
-    assert params_command.parse_input_shape(text) == shape
+    assert parse_input_shape(text) == shape
 
 
 @pytest.mark.parametrize("text", ["data", "=1", "data=0,1", "data=a"])
 def test_parse_input_shape_errors(text):
     with pytest.raises(CaffeCaeError, match="expected BLOB=C,H,W"):
-        params_command.parse_input_shape(text)
+        parse_input_shape(text)
+
+
+NONLINEAR = """name: "LogisticRegressionNet"
+layer { name: "data" type: "HDF5Data" top: "data" top: "label" include { phase: TRAIN }
+  hdf5_data_param { source: "examples/hdf5_classification/data/train.txt" batch_size: 10 } }
+layer { name: "fc1" type: "InnerProduct" bottom: "data" top: "fc1" inner_product_param { num_output: 40 } }
+layer { name: "relu1" type: "ReLU" bottom: "fc1" top: "fc1" }
+layer { name: "fc2" type: "InnerProduct" bottom: "fc1" top: "fc2" inner_product_param { num_output: 2 } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc2" bottom: "label" top: "loss" }
+"""
+
+
+def test_no_guess_without_the_data(tmp_path, monkeypatch):
+    """BVLC's hdf5_classification net (4 features -> 40 -> 2: 282 parameters) was counted as MNIST
+    (31482) when its data was absent; now it says what is missing, or reads the data."""
+    import h5py
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.prototxt").write_text(NONLINEAR)
+    with pytest.raises(CaffeCaeError, match=r"blob 'data': cannot tell the shape of data layer 'data' \(HDF5Data\) "
+                                            r"without its data \(cannot read HDF5 list file .*\); give --input-shape"):
+        params.count_params("net.prototxt")
+    assert params.count_params("net.prototxt", input_shapes={"data": (4,), "label": ()}).total == 282
+    folder = tmp_path / "examples/hdf5_classification/data"
+    folder.mkdir(parents=True)
+    with h5py.File(folder / "train.h5", "w") as h5:
+        h5["data"], h5["label"] = np.zeros((30, 4), np.float32), np.zeros(30, np.float32)
+    (folder / "train.txt").write_text("examples/hdf5_classification/data/train.h5\n")
+    report = params.count_params("net.prototxt")
+    assert report.total == 282 and dict(report.rows[0].tops) == {"data": (10, 4), "label": (10,)}
+
+
+def test_readme_example(tmp_path, monkeypatch, capsys):
+    """README: `caffe-cae params model3.prototxt --input-shape data=1,28,28` before the data exists."""
+    from caffe_cae import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model3.prototxt").write_text(generate.net_text("model3", dim=10))
+    assert cli.main(["params", "model3.prototxt", "--input-shape", "data=1,28,28"]) == 0
+    assert "trainable parameters: 341735" in capsys.readouterr().out
+    assert cli.main(["params", "model3.prototxt"]) == 1
+    assert "give --input-shape data=C,H,W" in capsys.readouterr().err
+
+
+# Layers after the decoder's last convolution that make no new units: the reconstruction
+# (the prediction a EuclideanLoss compares with the data) is still that convolution's.
+NO_NEW_UNITS = {
+    "BatchNorm": "", "Scale": "scale_param { bias_term: true }", "Bias": "", "PReLU": "",
+    "ELU": "", "BNLL": "", "Exp": "", "Log": "", "Threshold": "", "Swish": "",
+    "Clip": "clip_param { min: -1 max: 1 }", "LRN": "lrn_param { local_size: 3 }", "MVN": "",
+}
+
+
+@pytest.mark.parametrize("type_name", NO_NEW_UNITS)
+def test_bvlc_layers_after_the_reconstruction_make_no_units(type_name):
+    text = f"""
+layer {{ name: "in" type: "Input" top: "data" input_param {{ shape {{ dim: 2 dim: 1 dim: 4 dim: 4 }} }} }}
+layer {{ name: "enc" type: "Convolution" bottom: "data" top: "enc" convolution_param {{ num_output: 3 kernel_size: 3 pad: 1 }} }}
+layer {{ name: "dec" type: "Convolution" bottom: "enc" top: "dec" convolution_param {{ num_output: 1 kernel_size: 3 pad: 1 }} }}
+layer {{ name: "x" type: "{type_name}" bottom: "dec" top: "out" {NO_NEW_UNITS[type_name]} }}
+layer {{ name: "loss" type: "EuclideanLoss" bottom: "out" bottom: "data" top: "loss" }}
+"""
+    r = params.count_params(prototxt.parse_text(text, caffe_pb2.NetParameter, "t"))
+    assert r.model_size == 3 * 16  # the encoder's maps only
+
+
+def test_spp_and_embed_tops_are_units():
+    text = """
+layer { name: "in" type: "Input" top: "data" top: "ids" input_param { shape { dim: 2 dim: 3 dim: 6 dim: 6 } shape { dim: 2 dim: 5 } } }
+layer { name: "spp" type: "SPP" bottom: "data" top: "spp" spp_param { pyramid_height: 2 } }
+layer { name: "emb" type: "Embed" bottom: "ids" top: "emb" embed_param { num_output: 4 input_dim: 10 } }
+"""
+    r = params.count_params(prototxt.parse_text(text, caffe_pb2.NetParameter, "t"))
+    assert r.model_size == 3 * (1 + 4) + 5 * 4
+    assert r.total == 10 * 4 + 4
+
+
+def test_parameter_layer_is_no_data_layer():
+    text = """
+layer { name: "p" type: "Parameter" top: "p" parameter_param { shape { dim: 2 dim: 3 } } }
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }
+layer { name: "sum" type: "Eltwise" bottom: "p" bottom: "x" top: "y" }
+"""
+    r = params.count_params(prototxt.parse_text(text, caffe_pb2.NetParameter, "t"))
+    assert r.total == 6 and [row.type for row in r.rows] == ["Parameter", "Input", "Eltwise"]

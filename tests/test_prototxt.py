@@ -8,16 +8,14 @@ from caffe_cae.proto import caffe_pb2
 from tests.helpers.paths import DATA, GOLDEN, all_prototxts
 
 SYNTAX_ERROR_CASE = GOLDEN / "mig_syntax_error" / "in.prototxt"
-# Real-world nets of Caffe forks whose fields the schema does not know yet (the forks issue):
-# they must fail with a one-line error naming file, line:column and the field.
+# Real-world nets of Caffe forks: each parses, with the fork's parameters where the fork has them.
 FORK_FILES = {
-    "fixtures/zoo/densenet121/DenseNet_121.prototxt": '"ceil_mode"',
-    "fixtures/zoo/faster_rcnn_zf/test.prototxt": '"roi_pooling_param"',
-    "fixtures/zoo/mobilenet_ssd/deploy.prototxt": '"permute_param"',
-    "fixtures/zoo/segnet_basic/segnet_basic_inference.prototxt": '"dense_image_data_param"',
+    "fixtures/zoo/densenet121/DenseNet_121.prototxt": ("pooling_param", "ceil_mode"),
+    "fixtures/zoo/faster_rcnn_zf/test.prototxt": ("roi_pooling_param", "spatial_scale"),
+    "fixtures/zoo/mobilenet_ssd/deploy.prototxt": ("permute_param", "order"),
+    "fixtures/zoo/segnet_basic/segnet_basic_inference.prototxt": ("dense_image_data_param", "batch_size"),
 }
-FILES = [(p, solver) for p, solver in all_prototxts()
-         if p != SYNTAX_ERROR_CASE and str(p.relative_to(DATA)) not in FORK_FILES]
+FILES = [(p, solver) for p, solver in all_prototxts() if p != SYNTAX_ERROR_CASE]
 
 
 def _message_type(is_solver):
@@ -32,11 +30,33 @@ def test_every_prototxt_parses_and_round_trips(path, is_solver):
 
 
 @pytest.mark.parametrize("relative", sorted(FORK_FILES))
-def test_unknown_fork_fields_are_one_line_errors(relative):
+def test_fork_files_parse_with_their_fork_fields(relative):
+    net = prototxt.read_text_file(DATA / relative, caffe_pb2.NetParameter)
+    param_name, field = FORK_FILES[relative]
+    set_fields = [{f.name for f, _ in getattr(layer, param_name).ListFields()}
+                  for layer in net.layer if layer.HasField(param_name)]
+    assert set_fields and any(field in names for names in set_fields)
+
+
+@pytest.mark.parametrize("text, named, suggestion", [
+    ('layer { name: "n" type: "Normalize" norm_parm { } }', '"norm_parm"', '"norm_param"'),
+    ('layer { pooling_param { ceil_mod: false } }', '"ceil_mod"', '"ceil_mode"'),
+    ('layer { prior_box_param { aspect_ratios: 2 } }', '"aspect_ratios"', '"aspect_ratio"'),
+    ('layer { pooling_param { pool: MAXX } }', "MAXX", '"MAX"'),
+])
+def test_unknown_fields_are_one_line_errors_with_the_nearest_name(text, named, suggestion):
     with pytest.raises(CaffeCaeError) as err:
-        prototxt.read_text_file(DATA / relative, caffe_pb2.NetParameter)
+        prototxt.parse_text(text, caffe_pb2.NetParameter, "fork.prototxt")
     message = str(err.value)
-    assert "\n" not in message and relative in message and FORK_FILES[relative] in message
+    assert "\n" not in message and message.startswith("fork.prototxt:1:") and named in message
+    assert message.endswith(f"; did you mean {suggestion}?")
+
+
+def test_a_field_of_an_unknown_fork_is_named_without_a_guess():
+    with pytest.raises(CaffeCaeError) as err:
+        prototxt.parse_text('layer { yolo_v9_param { anchors: 3 } }', caffe_pb2.NetParameter, "y.prototxt")
+    assert str(err.value) == ('y.prototxt:1:9: Message type "caffe.LayerParameter" has no field named '
+                              '"yolo_v9_param".')
 
 
 def test_noh_unpooling_files_are_among_them():
@@ -112,3 +132,33 @@ def test_write_text_file_is_atomic_and_keeps_header(tmp_path):
     prototxt.write_text_file(target, caffe_pb2.NetParameter(name="n"), header="# kept\n")
     assert target.read_text() == '# kept\nname: "n"\n'
     assert [p.name for p in tmp_path.iterdir()] == ["net.prototxt"]
+
+
+FORK_TRAINING_SNIPPETS = {
+    "ssd_train": '''layer { name: "data" type: "AnnotatedData" top: "data" top: "label"
+  transform_param { mirror: true mean_value: 104 resize_param { prob: 1 resize_mode: WARP height: 300
+    width: 300 interp_mode: LINEAR interp_mode: AREA } emit_constraint { emit_type: CENTER }
+    distort_param { brightness_prob: 0.5 brightness_delta: 32 } expand_param { prob: 0.5 max_expand_ratio: 4 } }
+  annotated_data_param { batch_sampler { sampler { min_scale: 0.3 max_scale: 1 } sample_constraint {
+    min_jaccard_overlap: 0.1 } max_sample: 1 max_trials: 50 } label_map_file: "labelmap.prototxt" } }
+layer { name: "mbox_loss" type: "MultiBoxLoss" bottom: "mbox_loc" top: "mbox_loss"
+  multibox_loss_param { loc_loss_type: SMOOTH_L1 conf_loss_type: SOFTMAX num_classes: 21 match_type: PER_PREDICTION
+    overlap_threshold: 0.5 neg_pos_ratio: 3 code_type: CENTER_SIZE mining_type: MAX_NEGATIVE } }''',
+    "segnet_train": '''layer { name: "loss" type: "SoftmaxWithLoss" bottom: "conv1" bottom: "label" top: "loss"
+  loss_param { weight_by_label_freqs: true ignore_label: 11 class_weighting: 0.2595 class_weighting: 0.1826 } }
+layer { name: "drop" type: "Dropout" bottom: "a" top: "a" dropout_param { dropout_ratio: 0.5 sample_weights_test: true } }''',
+    "py_faster_rcnn_train": '''layer { name: "loss_bbox" type: "SmoothL1Loss" bottom: "bbox_pred" top: "loss_bbox"
+  smooth_l1_loss_param { sigma: 3.0 } }
+layer { name: "drop6" type: "Dropout" bottom: "fc6" top: "fc6" dropout_param { dropout_ratio: 0.5 scale_train: false } }''',
+    "pspnet": '''layer { name: "interp" type: "Interp" bottom: "conv6" top: "conv6_interp" interp_param { zoom_factor: 8 } }
+layer { name: "shuffle" type: "ShuffleChannel" bottom: "a" top: "b" shuffle_channel_param { group: 3 } }
+layer { name: "relu6" type: "ReLU6" bottom: "b" top: "b" relu6_param { negative_slope: 0 } }''',
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORK_TRAINING_SNIPPETS))
+def test_fork_training_files_parse_and_print_back(name):
+    net = prototxt.parse_text(FORK_TRAINING_SNIPPETS[name], caffe_pb2.NetParameter, name)
+    again = prototxt.parse_text(prototxt.to_text(net), caffe_pb2.NetParameter)
+    assert again == net and len(net.layer) >= 2
+    assert caffe_pb2.NetParameter.FromString(net.SerializeToString()) == net

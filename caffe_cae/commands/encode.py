@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from caffe_cae.commands.common import add_threads_argument
+from caffe_cae.commands.common import add_python_layers_argument, add_threads_argument
 from caffe_cae.errors import CaffeCaeError
 
 from caffe_cae.experiments import encode
@@ -31,6 +31,7 @@ def register(subparsers) -> None:
     parser.add_argument("--batch", type=int, default=100, help="samples per forward pass (default 100)")
     parser.add_argument("--limit", type=int, help="encode only the first N samples")
     add_threads_argument(parser, default=1)
+    add_python_layers_argument(parser)
     parser.set_defaults(func=run)
 
 

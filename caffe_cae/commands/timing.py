@@ -12,7 +12,7 @@ import argparse
 import logging
 import time
 
-from caffe_cae.commands.common import add_threads_argument
+from caffe_cae.commands.common import add_python_layers_argument, add_threads_argument
 from caffe_cae.commands.test import add_model_arguments, build_net
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ def register(subparsers) -> None:
     parser.add_argument("--weights", metavar="W[,W...]", help="optional caffemodel(s) to load first")
     parser.add_argument("--iterations", type=int, default=50, metavar="N", help="iterations (default 50)")
     add_threads_argument(parser, default=None)
+    add_python_layers_argument(parser)
     parser.set_defaults(func=run)
 
 

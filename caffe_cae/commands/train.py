@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 
-from caffe_cae.commands.common import add_threads_argument
+from caffe_cae.commands.common import add_python_layers_argument, add_threads_argument
 from caffe_cae.errors import CaffeCaeError
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ def register(subparsers) -> None:
     parser.add_argument("--iterations", type=int, metavar="N", help="train to iteration N (overrides max_iter)")
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     add_threads_argument(parser, default=None)
+    add_python_layers_argument(parser)
     parser.set_defaults(func=run)
 
 

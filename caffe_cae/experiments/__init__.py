@@ -2,7 +2,10 @@
 measures of Turchenko et al. (2019, Table 4, Sec. 5.1), figures, and the whole reproduce pipeline.
 
 Modules: :mod:`.mnist` (data), :mod:`.encode` (run a trained net, save a blob),
-:mod:`.evaluate` (LDA / MLP 10-fold per-class error), :mod:`.sparsity` (sparsity, compression),
+:mod:`.evaluate` (LDA / MLP 10-fold per-class error, sparsity, compression), :mod:`.protocol` and
+:mod:`.patternnet` (the paper's Matlab classification protocol next to the sklearn variant),
 :mod:`.figures` (PNG plots), :mod:`.report` (report.md), :mod:`.paper_results` (Table 4),
-:mod:`.reproduce` (data -> gen -> train -> encode -> evaluate -> figures -> report).
+:mod:`.run` (one run's folder and stages), :mod:`.sweep` (where the runs compute: here, local
+worker processes, Dask), :mod:`.progress` (one display for all runs), :mod:`.provenance`
+(version, machine, threads), :mod:`.reproduce` (data -> runs -> report).
 """

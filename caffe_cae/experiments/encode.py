@@ -29,8 +29,16 @@ from caffe_cae.proto import caffe_pb2
 
 log = logging.getLogger(__name__)
 
-DATA_LAYER_TYPES = {"Data", "HDF5Data", "ImageData", "MemoryData", "WindowData", "DummyData"}
 SKIP_IN_TRACE = {"Split", "Silence"}
+
+
+def is_data_layer(layer: caffe_pb2.LayerParameter) -> bool:
+    """A layer that brings data from outside the net (the ``is_data`` trait; Input layers are
+    kept: they are fed already)."""
+    from caffe_cae.layers import LAYERS
+
+    cls = LAYERS.get(layer.type)
+    return cls is not None and cls.is_data and layer.type != "Input"
 
 
 def load_net_param(net) -> caffe_pb2.NetParameter:
@@ -62,7 +70,7 @@ def feed_net_param(net_param: caffe_pb2.NetParameter, shapes: dict[str, Sequence
 
     Data layers of the other phase are dropped.  A net without data layers is returned as is.
     """
-    data_layers = [layer for layer in net_param.layer if layer.type in DATA_LAYER_TYPES]
+    data_layers = [layer for layer in net_param.layer if is_data_layer(layer)]
     if not data_layers:
         return net_param
     tops: list[str] = []
@@ -87,7 +95,7 @@ def feed_net_param(net_param: caffe_pb2.NetParameter, shapes: dict[str, Sequence
     for top in tops:
         feed.input_param.shape.add().dim.extend(int(d) for d in shapes[top])
     for layer in net_param.layer:
-        if layer.type not in DATA_LAYER_TYPES:
+        if not is_data_layer(layer):
             out.layer.add().CopyFrom(layer)
     return out
 

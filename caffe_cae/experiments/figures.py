@@ -173,25 +173,35 @@ def layer_panels(panels: Sequence[tuple[str, str, np.ndarray]], path: str | os.P
 
 
 def loss_curves(history: Mapping[str, Mapping[str, Sequence[tuple[int, float]]]], path: str | os.PathLike,
-                title: str = "Loss") -> None:
+                title: str = "Loss", labels: Mapping[str, str] | None = None,
+                reference: Mapping[str, Mapping[str, float]] | None = None) -> None:
     """Train/test curves, one axis per loss output.
 
-    ``history``: ``{"train": {output: [(iter, value), ...]}, "test": {...}}``.
+    ``history``: ``{"train": {output: [(iter, value), ...]}, "test": {...}}``; ``labels``: the
+    name to show for an output (e.g. ``"SCE"`` for ``cross_entropy_loss``); ``reference``:
+    ``{output: {"train": value, "test": value}}`` drawn as dashed horizontal lines (the paper's
+    final losses).
     """
+    labels, reference = labels or {}, reference or {}
     outputs = sorted({name for phase in history.values() for name in phase})
     if not outputs:
         raise ValueError("no loss values to plot")
     fig = _figure(figsize=(5.0 * len(outputs), 3.8), layout="constrained")
     axes = fig.subplots(1, len(outputs), squeeze=False)[0]
+    colours = {"train": "#1f77b4", "test": "#ff7f0e"}
     for ax, output in zip(axes, outputs):
         for phase, style in (("train", "-"), ("test", "o-")):
             points = history.get(phase, {}).get(output) or []
             if points:
                 iters, values = zip(*points)
-                ax.plot(iters, values, style, label=phase, markersize=3)
+                ax.plot(iters, values, style, label=phase, markersize=3, color=colours[phase])
+        for phase, value in reference.get(output, {}).items():
+            ax.axhline(value, linestyle="--", linewidth=1, color=colours.get(phase, "gray"),
+                       label=f"paper {phase} (50000 it.) {value:.2f}")
+        name = labels.get(output, output)
         ax.set_xlabel("iteration")
-        ax.set_ylabel(output)
-        ax.set_title(output)
+        ax.set_ylabel(name if name == output else f"{name} ({output})")
+        ax.set_title(name)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)

@@ -25,9 +25,11 @@ with ``hasattr``.  A new layer overrides only what differs:
   ``is_loss``, ``is_metric`` (Accuracy-like: left out of inference exports),
   ``identity_at_inference`` (Dropout), ``draws_random_numbers`` (the gradient checker reseeds
   it), ``backward_ignores_propagate_down`` (backward runs even when no bottom needs a diff),
-  ``gradient_check``;
+  ``overwrites_param_gradients`` (a fork's quirk), ``gradient_check``;
 * ``shares_memory(bottom_index, top_index)``: the top is a view of the bottom (Split, Reshape,
   Flatten, one-part Concat/Slice);
+* data layers: ``source_top_shapes()`` / ``param_top_shapes()``, their top shapes from the data
+  source or from the parameters alone, without loading data (shape inference without the data);
 * ``param_propagate_down`` (set by the Net: Caffe's per-parameter gradient flags; None = all);
 * ``reuse_forward_columns`` (a layer that keeps values derived from a bottom for its backward;
   the Net clears it where a later in-place layer overwrites that bottom's memory);
@@ -35,6 +37,16 @@ with ``hasattr``.  A new layer overrides only what differs:
   forward, e.g. top-left Unpooling) and ``accepts_sparse_bottom`` + ``bottom_spread`` (a
   Deconvolution that may skip those zeros when the Net's plan says the producer wrote its bottom
   in the same pass).
+
+Two engines (:mod:`caffe_cae.engine`).  A layer with a fast path (thread splits, batched
+im2col, sparse bottoms, block-wise temporaries; knobs in :mod:`caffe_cae.tuning`) keeps
+Caffe's plain formula beside it, readable in one screen, and takes it when
+``engine.reference()`` is true: ``forward_reference``/``backward_reference`` methods with the
+``forward``/``backward`` signatures (Convolution, Deconvolution, Pooling, Unpooling), or a
+``*_reference`` twin of the helper function the fast path is (Sigmoid, the loss sums), or the
+one-line formula (TanH).  Layers without a fast path run the same code under both engines;
+:mod:`caffe_cae.parallel` runs inline under the reference engine, so code that only splits
+work over it (InnerProduct's GEMMs, bias adds) is its own reference.
 """
 from __future__ import annotations
 
@@ -69,6 +81,13 @@ class Layer:
     draws_random_numbers: bool = False
     #: Caffe runs this layer's backward even when no bottom needs a diff (it writes scratch).
     backward_ignores_propagate_down: bool = False
+    #: The forward leaves in bottom 0's diff what the backward reads (HingeLoss's margins), as
+    #: Caffe's layer does: whatever writes that diff in between changes the gradient.
+    backward_reads_bottom_diff: bool = False
+    #: A fork's layer whose backward *assigns* its parameter gradients instead of adding them
+    #: (Noh's/SegNet's BN): under ``iter_size > 1`` only the last pass's gradient survives, as
+    #: in that fork.  The gradient checker then expects assignment.
+    overwrites_param_gradients: bool = False
     #: The top is an elementwise function of bottom 0, of its shape (activations, Scale, ...):
     #: it holds no new units (the papers' model size counts units where they are computed).
     elementwise: bool = False
@@ -132,6 +151,18 @@ class Layer:
         """True when top ``top_index`` is a view of bottom ``bottom_index`` (no copy): an
         in-place write into one is seen through the other."""
         return False
+
+    def source_top_shapes(self) -> list[tuple[int, ...]]:
+        """Data layers: the top shapes as the data source tells them, read cheaply (a file
+        header, one record) without setting the layer up or loading data; raises the layer's
+        one-line error saying why when the source cannot be read.  Used by shape inference
+        (``params``, ``export``) before any data is loaded."""
+        raise self.error("reads no data source")
+
+    def param_top_shapes(self) -> list[tuple[int, ...] | None]:
+        """Data layers: the top shapes that the layer's parameters alone fix (a label's batch,
+        ``crop_size`` ...), None for a top whose shape only the data can tell."""
+        return [None] * len(self.param.top)
 
     def sparse_top_stride(self) -> tuple[int, ...] | None:
         """After forward, is top 0 zero everywhere off a grid of this stride (from index 0)?"""

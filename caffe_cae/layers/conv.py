@@ -14,66 +14,21 @@ shape each; one top per bottom, all sharing the weights), as in Caffe.
 Speed: the whole mini-batch goes through one im2col and one (batched, grouped) ``np.matmul``
 per pass, see :mod:`caffe_cae.im2col` for the two column layouts.  The columns computed in
 ``forward`` are reused by ``backward`` for the weight gradient, so the bottom must not change
-between the two (it never does in a Net).
+between the two (it never does in a Net).  Under the reference engine both layers run
+``forward_reference``/``backward_reference`` instead: Caffe's ``conv_layer.cpp`` /
+``deconv_layer.cpp``, one image at a time (im2col, one GEMM per group, col2im).
 """
 from __future__ import annotations
 
 import math
 
-import numpy as np
-
-from caffe_cae.im2col import (ConvGeometry, Workspace, col2im, conv_out_size, from_columns,
-                              im2col, matmul_col2im, to_columns)
+from caffe_cae import engine, tuning
+from caffe_cae.im2col import (ConvGeometry, Workspace, col2im, col2im_reference, conv_out_size,
+                              from_columns, im2col, im2col_reference, matmul_col2im, to_columns)
 from caffe_cae.layers.base import Layer
-from caffe_cae.layers.common import canonical_axis
+from caffe_cae.layers.common import canonical_axis, conv_spatial_params
 from caffe_cae.layers.registry import register
 from caffe_cae.parallel import copyto, matmul, split
-
-#: Largest scratch (elements) for the per-image weight-gradient products before they are summed;
-#: bigger batches are processed in chunks of images.
-PER_IMAGE_GRAD_ELEMENTS = 1 << 22
-
-
-def _per_axis(layer, values, n_spatial, default, what):
-    """A repeated field given 0 (default), 1 (all axes) or n_spatial times."""
-    values = list(values)
-    if len(values) not in (0, 1, n_spatial) or (len(values) == 0 and default is None):
-        raise layer.error(
-            f"{what} must be specified once, or once per spatial dimension ({what} specified "
-            f"{len(values)} times; {n_spatial} spatial dims)")
-    if not values:
-        return (default,) * n_spatial
-    return tuple(int(values[0 if len(values) == 1 else i]) for i in range(n_spatial))
-
-
-def conv_spatial_params(layer, cp, n_spatial):
-    """kernel, stride, pad, dilation per spatial axis, with Caffe's checks."""
-
-    def h_w(name, repeated):
-        if cp.HasField(f"{name}_h") or cp.HasField(f"{name}_w"):
-            if n_spatial != 2:
-                raise layer.error(f"{name}_h & {name}_w can only be used for 2D convolution")
-            if len(repeated):
-                raise layer.error(f"either {name} or {name}_h/w should be specified; not both")
-            return (int(getattr(cp, f"{name}_h")), int(getattr(cp, f"{name}_w")))
-        return None
-
-    kernel = h_w("kernel", cp.kernel_size)
-    if kernel is None:
-        if n_spatial == 0 and len(cp.kernel_size) <= 1:
-            kernel = ()
-        else:
-            kernel = _per_axis(layer, cp.kernel_size, n_spatial, None, "kernel_size")
-    if any(k <= 0 for k in kernel):
-        raise layer.error(f"filter dimensions must be nonzero, got kernel {list(kernel)}")
-    stride = h_w("stride", cp.stride) or _per_axis(layer, cp.stride, n_spatial, 1, "stride")
-    if any(s <= 0 for s in stride):
-        raise layer.error(f"stride dimensions must be nonzero, got stride {list(stride)}")
-    pad = h_w("pad", cp.pad) or _per_axis(layer, cp.pad, n_spatial, 0, "pad")
-    dilation = _per_axis(layer, cp.dilation, n_spatial, 1, "dilation")
-    if any(d <= 0 for d in dilation):
-        raise layer.error(f"dilation must be positive, got {list(dilation)}")
-    return kernel, stride, pad, dilation
 
 
 class BaseConvolution(Layer):
@@ -210,7 +165,7 @@ class BaseConvolution(Layer):
         image after image); ``a`` (num, G, m, P), ``b`` (num, G, k, P)."""
         dw = self._weights3(self.blobs[0].diff)
         num = a.shape[0]
-        chunk = max(1, min(num, PER_IMAGE_GRAD_ELEMENTS // dw.size))
+        chunk = max(1, min(num, tuning.PER_IMAGE_GRAD_ELEMENTS // dw.size))
         tmp = self._ws.get("dweight_images", (chunk,) + dw.shape, dw.dtype)
         bt = b.transpose(0, 1, 3, 2)
         for lo in range(0, num, chunk):  # usually one pass; chunks only bound the scratch
@@ -238,6 +193,40 @@ class BaseConvolution(Layer):
         split(images, self.num, y3.size)
 
 
+    # -- reference engine: Caffe's BaseConvolutionLayer helpers, one image each ---------------
+    def _forward_gemm(self, image):
+        """forward_cpu_gemm: W @ im2col(image) per group, shaped (conv_out, *geometry.out)."""
+        g = self._geometry
+        col = im2col_reference(image, g).reshape(self.group, -1, g.out_size)
+        product = self._weights3(self.blobs[0].data) @ col
+        return product.reshape((self.conv_out_channels,) + g.out)
+
+    def _backward_gemm(self, output):
+        """backward_cpu_gemm: col2im(W^T @ output) per group, shaped like the image."""
+        w = self._weights3(self.blobs[0].data)
+        col = w.transpose(0, 2, 1) @ output.reshape(self.group, w.shape[1], -1)
+        return col2im_reference(col, self._geometry, self.conv_in_channels)
+
+    def _weight_gemm(self, image, output):
+        """weight_cpu_gemm: weight diff += output @ im2col(image)^T per group."""
+        dw = self._weights3(self.blobs[0].diff)
+        col = im2col_reference(image, self._geometry).reshape(self.group, dw.shape[2], -1)
+        dw += output.reshape(self.group, dw.shape[1], -1) @ col.transpose(0, 2, 1)
+
+    def _forward_bias(self, y):
+        """forward_cpu_bias: every position of the image ``y`` += its channel's bias."""
+        y += self.blobs[1].data.reshape((-1,) + (1,) * self.n_spatial)
+
+    def _backward_bias(self, dy):
+        """backward_cpu_bias: bias diff += the image ``dy`` summed over positions."""
+        self.blobs[1].diff += dy.reshape(self.num_output, -1).sum(axis=1, dtype=dy.dtype)
+
+    def _bottom_images(self, array):
+        return self._as_conv(array, self.channels, self.in_spatial)
+
+    def _top_images(self, array):
+        return self._as_conv(array, self.num_output, self.out_spatial)
+
 
 @register("Convolution")
 class ConvolutionLayer(BaseConvolution):
@@ -248,7 +237,31 @@ class ConvolutionLayer(BaseConvolution):
                      for i, k, p, s, d in zip(in_spatial, self.kernel, self.pad, self.stride,
                                               self.dilation))
 
+    def forward_reference(self, bottom, top):
+        """Caffe's ConvolutionLayer::Forward_cpu."""
+        for b, t in zip(bottom, top):
+            x, y = self._bottom_images(b.data), self._top_images(t.data)
+            for n in range(self.num):
+                y[n] = self._forward_gemm(x[n])
+                if self.bias_term:
+                    self._forward_bias(y[n])
+
+    def backward_reference(self, top, propagate_down, bottom):
+        """Caffe's ConvolutionLayer::Backward_cpu."""
+        for i, (b, t) in enumerate(zip(bottom, top)):
+            x, dx = self._bottom_images(b.data), self._bottom_images(b.diff)
+            dy = self._top_images(t.diff)
+            for n in range(self.num):
+                if self.bias_term and self.param_needs_gradient(1):
+                    self._backward_bias(dy[n])
+                if self.param_needs_gradient(0):
+                    self._weight_gemm(x[n], dy[n])
+                if propagate_down[i]:
+                    dx[n] = self._backward_gemm(dy[n])
+
     def forward(self, bottom, top):
+        if engine.reference():
+            return self.forward_reference(bottom, top)
         g = self._geometry
         w = self._weights3(self.blobs[0].data)
         for i, (b, t) in enumerate(zip(bottom, top)):
@@ -268,6 +281,8 @@ class ConvolutionLayer(BaseConvolution):
                 self._add_bias(t.data)
 
     def backward(self, top, propagate_down, bottom):
+        if engine.reference():
+            return self.backward_reference(top, propagate_down, bottom)
         g = self._geometry
         w = self._weights3(self.blobs[0].data)
         for i, (b, t) in enumerate(zip(bottom, top)):
@@ -297,6 +312,21 @@ class ConvolutionLayer(BaseConvolution):
                                     dy.dtype)
                 matmul(w.transpose(0, 2, 1), dy, dcol, axis=0)
                 col2im(dcol.reshape(self.num, -1, dy.shape[3]), g, dx, self._ws)
+
+
+@register("DepthwiseConvolution")
+class DepthwiseConvolutionLayer(ConvolutionLayer):
+    """yonghenglh6/DepthwiseConvolution's type (README 1348985: "replacing the type of mobile
+    convolution layer with DepthwiseConvolution is all"): its CPU path is Caffe's Convolution
+    with ``convolution_param.group``; its GPU kernel assumes one group per input channel, so
+    another group is refused (the fork's two paths would disagree)."""
+
+    def setup(self, bottom_shapes):
+        shapes = super().setup(bottom_shapes)
+        if self.group != self.channels:
+            raise self.error(f"group ({self.group}) must equal the input channels ({self.channels}): "
+                             f"the fork computes a depthwise convolution")
+        return shapes
 
 
 @register("Deconvolution")
@@ -348,7 +378,32 @@ class DeconvolutionLayer(BaseConvolution):
         copyto(compact, grid)
         return compact
 
+    def forward_reference(self, bottom, top):
+        """Caffe's DeconvolutionLayer::Forward_cpu (every bottom cell: no bottom_spread)."""
+        self._sparse = None
+        for b, t in zip(bottom, top):
+            x, y = self._bottom_images(b.data), self._top_images(t.data)
+            for n in range(self.num):
+                y[n] = self._backward_gemm(x[n])
+                if self.bias_term:
+                    self._forward_bias(y[n])
+
+    def backward_reference(self, top, propagate_down, bottom):
+        """Caffe's DeconvolutionLayer::Backward_cpu."""
+        for i, (b, t) in enumerate(zip(bottom, top)):
+            x, dx = self._bottom_images(b.data), self._bottom_images(b.diff)
+            dy = self._top_images(t.diff)
+            for n in range(self.num):
+                if self.bias_term and self.param_needs_gradient(1):
+                    self._backward_bias(dy[n])
+                if self.param_needs_gradient(0):
+                    self._weight_gemm(dy[n], x[n])
+                if propagate_down[i]:
+                    dx[n] = self._forward_gemm(dy[n])
+
     def forward(self, bottom, top):
+        if engine.reference():
+            return self.forward_reference(bottom, top)
         sparse = self._sparse_geometry(len(bottom))
         self._sparse = sparse
         g = sparse or self._geometry
@@ -373,6 +428,8 @@ class DeconvolutionLayer(BaseConvolution):
                 self._add_bias(y)
 
     def backward(self, top, propagate_down, bottom):
+        if engine.reference():
+            return self.backward_reference(top, propagate_down, bottom)
         g = self._geometry
         w = self._weights3(self.blobs[0].data)
         for i, (b, t) in enumerate(zip(bottom, top)):

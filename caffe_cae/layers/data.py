@@ -175,6 +175,23 @@ class HDF5DataLayer(RandomLayerMixin, Layer):
     def reshape(self, bottom_shapes):
         return [(self.batch_size,) + a.shape[1:] for a in self.arrays]
 
+    def source_top_shapes(self):
+        """The first listed file's dataset shapes (nothing loaded)."""
+        import h5py
+
+        p = self.param.hdf5_data_param
+        path = read_list_file(self, p.source)[0]
+        try:
+            with h5py.File(path, "r") as h5:
+                rows = []
+                for name in self.param.top:
+                    if name not in h5 or not isinstance(h5[name], h5py.Dataset):
+                        raise self.error(f"Failed to find HDF5 dataset '{name}' in '{path}'")
+                    rows.append(tuple(h5[name].shape[1:]))
+        except OSError as err:
+            raise self.error(f"Failed opening HDF5 file '{path}': {' '.join(str(err).split())}") from None
+        return [(int(p.batch_size), *row) for row in rows]
+
     def next_rows(self, tops: list[np.ndarray]) -> list[tuple[int, int]]:
         """Copy the next batch into the tops; returns (file index, row index) of each sample.
 
@@ -251,6 +268,10 @@ class MemoryDataLayer(Layer):
 
     def reshape(self, bottom_shapes):
         return [(self.batch_size, self.channels, self.height, self.width), (self.batch_size,)]
+
+    def param_top_shapes(self):
+        p = self.param.memory_data_param
+        return [(p.batch_size, p.channels, p.height, p.width), (p.batch_size,)]
 
     def set_input_arrays(self, data, labels) -> None:
         """Use ``data`` (N, channels, height, width) and ``labels`` (N,) or (N, 1, 1, 1);
@@ -331,6 +352,10 @@ class DummyDataLayer(RandomLayerMixin, Layer):
         return []
 
     def reshape(self, bottom_shapes):
+        return list(self.shapes)
+
+    def param_top_shapes(self):
+        self.setup([])
         return list(self.shapes)
 
     def forward(self, bottom, top):

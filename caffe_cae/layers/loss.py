@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from caffe_cae.layers.base import LossLayer
-from caffe_cae.layers.neuron import sigmoid
+from caffe_cae.elementwise import sigmoid
 from caffe_cae.layers.registry import register
 from caffe_cae.layers.common import NORMALIZATION, caffe_loss_sum, loss_normalizer
 

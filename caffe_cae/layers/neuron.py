@@ -2,81 +2,20 @@
 
 One bottom, one top of the same shape.  All but AbsVal may run in place (top == bottom, the
 same Blob), as in Caffe; backward formulas then read the (overwritten) bottom exactly as
-Caffe's do.
+Caffe's do.  Sigmoid and TanH have a fast path (cache-sized blocks on
+:mod:`caffe_cae.parallel`'s threads) and, under the reference engine, the plain formula.
 """
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 
-from caffe_cae.layers.base import Layer, NeuronLayer
+from caffe_cae import engine
+from caffe_cae.elementwise import blockwise as _blockwise, flat_view as _flat, sigmoid, sigmoid_grad_reference
+from caffe_cae.layers.base import NeuronLayer
 from caffe_cae.layers.common import RandomLayerMixin
 from caffe_cae.layers.registry import register
 from caffe_cae.parallel import split
 from caffe_cae.proto import caffe_pb2
-
-
-#: Elements per block of the double-precision elementwise code below: its float64 temporaries
-#: (512 KiB) stay in the CPU cache instead of streaming through memory, and the blocks are
-#: large enough that two threads rarely wait for each other's GIL hand-over between NumPy calls
-#: (1.5 M elements, 2 threads: 32 K blocks 4.1 ms, 64 K 3.8 ms, 8 K 12.7 ms).
-BLOCK = 1 << 16
-
-
-def _flat(a: np.ndarray) -> np.ndarray | None:
-    """A flat *view* of ``a`` (None when ``a`` is not contiguous: no view exists)."""
-    return a.reshape(-1) if a.flags.c_contiguous else None
-
-
-def _blockwise(size: int, kernel, temporaries) -> None:
-    """Run ``kernel(lo, hi, *buffers)`` over ``range(size)`` in BLOCK-sized pieces, the pieces
-    shared out to :mod:`caffe_cae.parallel`'s threads (each with its own ``temporaries``,
-    a list of dtypes)."""
-
-    def part(start, stop):
-        buffers = [np.empty(min(BLOCK, stop - start), dtype) for dtype in temporaries]
-        for lo in range(start, stop, BLOCK):
-            hi = min(stop, lo + BLOCK)
-            kernel(lo, hi, *(buf[:hi - lo] for buf in buffers))
-
-    split(part, size, size)
-
-
-def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Caffe's ``sigmoid(Dtype x) { return 0.5 * tanh(0.5 * x) + 0.5; }``: the double literals
-    make C++ evaluate it in double precision and round once to float, so it is done in float64
-    here too (a float32 tanh is off by many ulps where sigmoid is small).  ``out`` may be
-    ``x`` (in place); the work runs in cache-sized blocks.
-
-    Computed as ``p = 1 / (1 + exp(-x))``, then ``0.5 - (0.5 - p)``: that rounds ``p`` to the
-    grid of multiples of 2^-54 below 0.25, exactly as Caffe's ``0.5 * tanh + 0.5`` does, and
-    leaves it alone above.  Faster than NumPy's double ``tanh``, and it rounds like glibc's
-    ``tanh`` (which Caffe calls) where NumPy's does not always: in samples of 16 M inputs
-    over [-200, 200], dense in the saturated tail, no float32 result differed from the
-    glibc formula, while ``np.tanh`` gave 9277 differences in 6 M
-    (``tests/layers/test_sigmoid_rounding.py``)."""
-    if out is None:
-        out = np.empty_like(x)
-    xf, of = _flat(x), _flat(out)
-    if xf is None or of is None:
-        result = np.empty(x.shape, x.dtype)
-        sigmoid(np.ascontiguousarray(x), result)
-        out[...] = result
-        return out
-
-    def kernel(lo, hi, d):
-        with np.errstate(over="ignore"):  # exp(-x) = inf below x = -709: p = 0, as in C++
-            np.negative(xf[lo:hi], out=d)
-            np.exp(d, out=d)
-        d += 1.0
-        np.divide(1.0, d, out=d)
-        np.subtract(0.5, d, out=d)
-        np.subtract(0.5, d, out=d)
-        np.copyto(of[lo:hi], d, casting="same_kind")
-
-    _blockwise(xf.size, kernel, [np.float64])
-    return out
 
 
 def sigmoid_grad(y: np.ndarray, dy: np.ndarray, out: np.ndarray) -> None:
@@ -84,10 +23,8 @@ def sigmoid_grad(y: np.ndarray, dy: np.ndarray, out: np.ndarray) -> None:
     product in float, the double ``1.`` makes the last one double, rounded once to float.
     ``out`` may be ``dy`` (in place); the work runs in cache-sized blocks."""
     yf, dyf, of = _flat(y), _flat(dy), _flat(out)
-    if yf is None or dyf is None or of is None:
-        grad = np.subtract(1.0, y, dtype=np.float64)
-        grad *= dy * y
-        np.copyto(out, grad, casting="same_kind")
+    if engine.reference() or yf is None or dyf is None or of is None:
+        sigmoid_grad_reference(y, dy, out)
         return
 
     def kernel(lo, hi, one_minus, product):
@@ -116,7 +53,7 @@ class TanHLayer(NeuronLayer):
     def forward(self, bottom, top):
         x, y = bottom[0].data, top[0].data
         xf, yf = _flat(x), _flat(y)
-        if xf is None or yf is None:
+        if engine.reference() or xf is None or yf is None:
             np.tanh(x, out=y)
             return
         split(lambda lo, hi: np.tanh(xf[lo:hi], out=yf[lo:hi]), xf.size, xf.size)
@@ -127,7 +64,7 @@ class TanHLayer(NeuronLayer):
         # dx = dy * (1 - y*y) in float (Caffe's int 1), in place (dx may be dy)
         y, dy, dx = top[0].data, top[0].diff, bottom[0].diff
         yf, dyf, dxf = _flat(y), _flat(dy), _flat(dx)
-        if yf is None or dyf is None or dxf is None:
+        if engine.reference() or yf is None or dyf is None or dxf is None:
             dx[...] = dy * (1 - y * y)
             return
 
@@ -167,26 +104,48 @@ class ReLULayer(NeuronLayer):
 @register("Dropout")
 class DropoutLayer(RandomLayerMixin, NeuronLayer):
     """TRAIN: keep each value with probability 1-ratio and scale it by 1/(1-ratio) (a new
-    Bernoulli mask every forward, drawn from the net's seeded rng); TEST: identity."""
+    Bernoulli mask every forward, drawn from the net's seeded rng); TEST: identity.
 
-    identity_at_inference = True
+    Two forks' options: ``sample_weights_test`` (Bayesian SegNet, alexgkendall/caffe-segnet
+    dropout_layer.cpp a226039) draws the mask in TEST as in TRAIN (Monte-Carlo dropout);
+    ``scale_train: false`` (rbgirshick/caffe-fast-rcnn dropout_layer.cpp 3d85336) keeps the
+    values unscaled in TRAIN and multiplies them by 1 - ratio in TEST.
+    """
+
+    def __init__(self, param, phase=caffe_pb2.TEST):
+        super().__init__(param, phase)
+        dp = param.dropout_param
+        self.random_mask = phase == caffe_pb2.TRAIN or dp.sample_weights_test
+        self.scale_train = dp.scale_train
+        self.identity_at_inference = not dp.sample_weights_test and dp.scale_train
 
     def setup(self, bottom_shapes):
         self.ratio = float(self.param.dropout_param.dropout_ratio)
         # Caffe only DCHECKs the ratio (compiled out in release builds): in TEST the layer is a
-        # copy whatever the ratio, so only TRAIN refuses what would draw an invalid Bernoulli
-        # (or, for 1, produce NaN = 0 * inf).
-        if self.phase == caffe_pb2.TRAIN and not 0.0 <= self.ratio < 1.0:
+        # copy whatever the ratio, so only a random mask refuses what would draw an invalid
+        # Bernoulli (or, for 1, produce NaN = 0 * inf).
+        if self.random_mask and not 0.0 <= self.ratio < 1.0:
             raise self.error(f"dropout_ratio must be in [0, 1), got {self.ratio:g}")
         self.mask = None
         return []
 
+    def factor(self, dtype):
+        """What the kept values are multiplied by: Caffe's Dtype scale_ = 1/(1-ratio) with a
+        random mask; 1/scale_ in TEST without scale_train; None for the identity."""
+        if self.scale_train != self.random_mask:
+            return None
+        with np.errstate(divide="ignore"):  # ratio 1 in TEST: scale_ = inf, 1/scale_ = 0
+            scale = dtype.type(np.float64(1.0) / (1.0 - self.ratio))
+            return scale if self.random_mask else dtype.type(np.float64(1.0) / np.float64(scale))
+
     def forward(self, bottom, top):
         x = bottom[0].data
-        if self.phase == caffe_pb2.TRAIN:
-            scale = x.dtype.type(1.0 / (1.0 - self.ratio))  # Caffe: Dtype scale_ = 1/(1-ratio)
+        factor = self.factor(x.dtype)
+        if self.random_mask:
             self.mask = self.random().random(x.shape) >= self.ratio  # Bernoulli(1 - ratio)
-            np.multiply(x, self.mask * scale, out=top[0].data)
+            np.multiply(x, self.mask if factor is None else self.mask * factor, out=top[0].data)
+        elif factor is not None:
+            np.multiply(x, factor, out=top[0].data)
         elif top[0].data is not x:
             top[0].data[...] = x
 
@@ -194,11 +153,13 @@ class DropoutLayer(RandomLayerMixin, NeuronLayer):
         if not propagate_down[0]:
             return
         dy = top[0].diff
-        if self.phase == caffe_pb2.TRAIN:
+        factor = self.factor(dy.dtype)
+        if self.random_mask:
             if self.mask is None:
                 raise self.error("backward before forward (no dropout mask)")
-            scale = dy.dtype.type(1.0 / (1.0 - self.ratio))
-            np.multiply(dy, self.mask * scale, out=bottom[0].diff)
+            np.multiply(dy, self.mask if factor is None else self.mask * factor, out=bottom[0].diff)
+        elif factor is not None:
+            np.multiply(dy, factor, out=bottom[0].diff)
         elif bottom[0].diff is not dy:
             bottom[0].diff[...] = dy
 

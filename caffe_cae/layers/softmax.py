@@ -7,24 +7,8 @@ import numpy as np
 
 from caffe_cae.layers.base import Layer, LossLayer
 from caffe_cae.layers.registry import register
-from caffe_cae.layers.common import NORMALIZATION, caffe_loss_sum, canonical_axis, loss_normalizer
-from caffe_cae.proto import caffe_pb2
-
-FLT_MIN = np.finfo(np.float32).tiny
-
-
-def softmax(x: np.ndarray, axis: int, out: np.ndarray) -> np.ndarray:
-    """Numerically stable softmax along ``axis`` written into ``out`` (may alias ``x``)."""
-    np.subtract(x, x.max(axis=axis, keepdims=True), out=out)
-    if out.dtype == np.float32:
-        # glibc's expf is (almost always) correctly rounded, NumPy's SIMD float32 exp is not:
-        # exp in double rounded once reproduces Caffe's caffe_exp bit for bit.
-        np.copyto(out, np.exp(out, dtype=np.float64), casting="same_kind")
-    else:
-        np.exp(out, out=out)
-    out /= out.sum(axis=axis, keepdims=True)
-    return out
-
+from caffe_cae.layers.common import (FLT_MIN, NORMALIZATION, caffe_loss_sum, canonical_axis,
+                                     loss_normalizer, softmax)
 
 @register("Softmax")
 class SoftmaxLayer(Layer):
@@ -58,8 +42,13 @@ class SoftmaxWithLossLayer(LossLayer):
     Bottoms: scores (..., C at ``axis``, ...) and integer-valued labels with one value per
     position (count = outer*inner). ``loss_param``: ``ignore_label`` (skipped positions, zero
     gradient), ``normalization`` FULL / VALID (default: non-ignored positions) / BATCH_SIZE /
-    NONE, or the legacy ``normalize`` (true = VALID, false = BATCH_SIZE). An optional second
-    top receives the probabilities.
+    NONE, or the legacy ``normalize`` (true = VALID, false = BATCH_SIZE).  Caffe declares an
+    optional second top for the probabilities but cannot set it up (see ``setup``).
+
+    SegNet's class weighting (alexgkendall/caffe-segnet softmax_loss_layer.cpp 7e05cab): with
+    ``weight_by_label_freqs: true`` each position's loss term and its whole gradient are
+    multiplied by ``class_weighting[label]`` (one value per class, axis 1); the normalizer is
+    unchanged.
     """
 
     exact_tops = None
@@ -67,12 +56,25 @@ class SoftmaxWithLossLayer(LossLayer):
     max_tops = 2
 
     def setup(self, bottom_shapes):
+        if len(self.param.top) > 1:
+            # LossLayer::LayerSetUp gives the layer one loss_weight, so SetLossWeights fails on
+            # two tops; with two loss_weight values the internal Softmax (a copy of this
+            # LayerParameter with one top) fails the same check.
+            weights = len(self.param.loss_weight) or 1
+            tops = 2 if weights == 1 else 1
+            raise self.error(
+                f"Check failed: top.size() == num_loss_weights ({tops} vs. {weights}): Caffe's "
+                "SoftmaxWithLoss cannot output its probabilities as a second top; add a Softmax layer")
         lp = self.param.loss_param
         self.ignore_label = lp.ignore_label if lp.HasField("ignore_label") else None
         if not lp.HasField("normalization") and lp.HasField("normalize"):
             self.normalization = NORMALIZATION.VALID if lp.normalize else NORMALIZATION.BATCH_SIZE
         else:
             self.normalization = lp.normalization
+        self.class_weights = np.array(lp.class_weighting, np.float32) if lp.weight_by_label_freqs else None
+        if self.class_weights is not None and self.class_weights.size != bottom_shapes[0][1]:
+            raise self.error(f"Number of class weight values does not match the number of classes "
+                             f"({self.class_weights.size} class_weighting, {bottom_shapes[0][1]} channels)")
         return []
 
     def reshape(self, bottom_shapes):
@@ -88,7 +90,7 @@ class SoftmaxWithLossLayer(LossLayer):
                 f"shape is (N, C, H, W), label count (number of labels) must be N*H*W, with integer values in "
                 f"{{0, 1, ..., C-1}}: prediction {list(shape)}, label {list(bottom_shapes[1])}")
         self.prob = None
-        return [()] + ([shape] if len(self.param.top) > 1 else [])
+        return [()]
 
     def _labels(self, label_blob, n_classes):
         labels = label_blob.data.reshape(self.outer, self.inner).astype(np.int64)  # static_cast<int>
@@ -100,9 +102,7 @@ class SoftmaxWithLossLayer(LossLayer):
 
     def forward(self, bottom, top):
         x = bottom[0].data
-        if len(top) > 1:  # Caffe: top[1] shares the internal probabilities
-            prob = top[1].data
-        elif self.prob is not None and self.prob.shape == x.shape and self.prob.dtype == x.dtype:
+        if self.prob is not None and self.prob.shape == x.shape and self.prob.dtype == x.dtype:
             prob = self.prob  # reuse the buffer across iterations
         else:
             prob = np.empty_like(x)
@@ -114,6 +114,8 @@ class SoftmaxWithLossLayer(LossLayer):
         picked = np.take_along_axis(p3, labels[:, None, :], axis=1)[:, 0, :]
         # loss -= log(std::max(prob, Dtype(FLT_MIN))): log in double, float running sum
         nll = -np.log(np.maximum(picked, picked.dtype.type(FLT_MIN)).astype(np.float64))
+        if self.class_weights is not None:  # SegNet: term * float(class_weighting[label])
+            nll *= self.class_weights[labels].astype(np.float64)
         self.valid_count = int(valid.sum())
         loss = caffe_loss_sum(nll[valid], x.dtype)
         norm = loss_normalizer(self, self.normalization, self.outer, self.inner, self.valid_count)
@@ -131,6 +133,8 @@ class SoftmaxWithLossLayer(LossLayer):
         rows, cols = np.nonzero(valid)
         grad[rows, labels[rows, cols], cols] -= 1
         grad *= valid[:, None, :]
+        if self.class_weights is not None:
+            grad *= self.class_weights[labels][:, None, :].astype(grad.dtype)
         norm = loss_normalizer(self, self.normalization, self.outer, self.inner, self.valid_count)
         weight = top[0].diff.reshape(-1)[0] / x.dtype.type(norm)
         np.multiply(grad.reshape(x.shape), weight, out=bottom[0].diff)

@@ -19,14 +19,19 @@ unpool_w) where ``unpool_size`` or both ``unpool_h``/``unpool_w`` are required a
   calls -- not reproduced, the GPU version's result is computed).  Backward = window mean.
 * ``unpool: TILE``: each value copied to every cell of its window.  Backward reproduces the
   fork's quirk: the window *mean* of top_diff (true gradient / window size).
+
+The fast path is the top-left placement on a regular grid (Model 4), split over the images on
+:mod:`caffe_cae.parallel`'s threads; everything else, and everything under the reference
+engine, runs ``forward_reference``/``backward_reference``.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from caffe_cae import engine
 from caffe_cae.im2col import Workspace
 from caffe_cae.layers.base import Layer
-from caffe_cae.layers.pooling import WindowGrid, kernel_stride_pad, spread_windows, sum_windows
+from caffe_cae.layers.windows import WindowGrid, kernel_stride_pad, spread_windows, sum_windows
 from caffe_cae.layers.registry import register
 from caffe_cae.parallel import copyto, split
 from caffe_cae.proto import caffe_pb2
@@ -133,22 +138,36 @@ class UnpoolingLayer(Layer):
         return idx.reshape(-1)
 
     # -- forward / backward -----------------------------------------------------------------
+    def _fast_top_left(self, bottom) -> bool:
+        """The papers' Model 4: top-left placement on a regular grid (no switches)."""
+        return (self.method == U.MAX and self._regular and len(bottom) == 1
+                and not engine.reference())
+
     def forward(self, bottom, top):
+        if not self._fast_top_left(bottom):
+            return self.forward_reference(bottom, top)
+        x, y = bottom[0].data, top[0].data
+
+        def images(lo, hi):
+            y[lo:hi].fill(0)
+            self._top_left_view(y)[lo:hi] = x[lo:hi]
+
+        split(images, y.shape[0], y.size)
+
+    def backward(self, top, propagate_down, bottom):
+        if not self._fast_top_left(bottom):
+            return self.backward_reference(top, propagate_down, bottom)
+        if propagate_down[0]:
+            copyto(bottom[0].diff, self._top_left_view(top[0].diff))
+
+    def forward_reference(self, bottom, top):
         x, y = bottom[0].data, top[0].data
         if self.method == U.MAX:
-            if self._regular and len(bottom) == 1:  # the papers' Model 4: split over images
-
-                def images(lo, hi):
-                    y[lo:hi].fill(0)
-                    self._top_left_view(y)[lo:hi] = x[lo:hi]
-
-                split(images, y.shape[0], y.size)
-                return
             y.fill(0)
-            if len(bottom) > 1:
+            if len(bottom) > 1:  # with switches: top[mask] = bottom (the last writer wins)
                 idx = self._switch_index(bottom[1].data, x.shape[0] * x.shape[1])
                 y.reshape(-1)[idx] = x.reshape(-1)
-            else:
+            else:  # each window's (clamped) top-left cell
                 (_, rsrc, rdst), (_, csrc, cdst) = self._rows, self._cols
                 y[:, :, rdst[:, None], cdst] = x[:, :, rsrc[:, None], csrc]
             return
@@ -159,17 +178,14 @@ class UnpoolingLayer(Layer):
             spread_windows(x, self.grid, buf)
         self.grid.gather_back(buf, y)
 
-    def backward(self, top, propagate_down, bottom):
+    def backward_reference(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
         dy, dx = top[0].diff, bottom[0].diff
-        if self.method == U.MAX:
+        if self.method == U.MAX:  # bottom_diff = top_diff where the value went
             if len(bottom) > 1:
                 idx = self._switch_index(bottom[1].data, dx.shape[0] * dx.shape[1])
                 np.take(dy.reshape(-1), idx, out=dx.reshape(-1))
-            elif self._regular:
-                view = self._top_left_view(dy)
-                copyto(dx, view)
             else:
                 rows, cols = self._rows[0], self._cols[0]
                 dx[...] = dy[:, :, rows[:, None], cols]

@@ -270,8 +270,11 @@ class _Builder:
             if not p.loss_weight:  # LossLayer::LayerSetUp
                 p.loss_weight.append(1.0)
 
+        # Net::Init reads the param specs of the prototxt's layer for the backward flags, and
+        # the layer's own (BatchNorm appends ``lr_mult: 0`` specs in its setup) for the solver.
+        declared = [caffe_pb2.ParamSpec(lr_mult=spec.lr_mult) for spec in p.param]
         self.set_up(node)
-        self.add_params(node)
+        self.add_params(node, declared)
         need_backward |= any(node.param_propagate_down)
         node.need_backward = need_backward
         if need_backward:
@@ -318,19 +321,18 @@ class _Builder:
                 log.info("    with loss weight %g", weight)
 
     # -- parameters (Net::AppendParam) ---------------------------------------------------------
-    def add_params(self, node: LayerNode) -> None:
+    def add_params(self, node: LayerNode, declared: list) -> None:
         p = node.param
-        if len(p.param) > len(node.param_shapes):
+        if len(declared) > len(node.param_shapes):
             raise layer_error(
                 node,
-                f"too many param specs: {len(p.param)} given, the layer has "
+                f"too many param specs: {len(declared)} given, the layer has "
                 f"{len(node.param_shapes)} parameter blob(s)",
             )
         default = caffe_pb2.ParamSpec()
         for k, shape in enumerate(node.param_shapes):
-            spec = p.param[k] if k < len(p.param) else default
-            node.param_propagate_down.append(spec.lr_mult != 0)
-            self.append_param(node, k, shape, spec)
+            node.param_propagate_down.append((declared[k] if k < len(declared) else default).lr_mult != 0)
+            self.append_param(node, k, shape, p.param[k] if k < len(p.param) else default)
 
     def append_param(self, node: LayerNode, k: int, shape: Shape, spec) -> None:
         graph = self.graph

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from caffe_cae.layers.python_layer import allow_python_layers, net_folder
 from caffe_cae.netgraph.graph import build_graph
 from caffe_cae.netgraph.loading import load_net_param, set_net_state
 from caffe_cae.proto import caffe_pb2
@@ -32,7 +33,8 @@ def infer_shapes(net, phase=None, level=None, stages=(), input_shapes=None) -> N
         level = 0  # as Net(path): Caffe's Net(file, phase, level=0)
     param, _ = load_net_param(net)
     set_net_state(param, phase, level, stages)
-    graph = build_graph(param, shape_overrides=input_shapes)
+    with allow_python_layers(None, net_folder(net)):
+        graph = build_graph(param, shape_overrides=input_shapes)
     result = NetShapes((name, shape) for name, shape in zip(graph.blob_names, graph.blob_shapes))
     result.params = OrderedDict()
     for node in graph.layers:

@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 def blob_to_proto(data: np.ndarray, diff: np.ndarray | None = None) -> caffe_pb2.BlobProto:
     """``Blob::ToProto``: shape + data (float32 ``data`` or float64 ``double_data``)."""
     blob = caffe_pb2.BlobProto()
-    blob.shape.dim.extend(int(d) for d in data.shape)
+    if data.ndim:  # a 0-d blob has no shape field at all, as Caffe writes it
+        blob.shape.dim.extend(int(d) for d in data.shape)
     if data.dtype == np.float64:
         blob.double_data.extend(data.ravel().tolist())
         if diff is not None:

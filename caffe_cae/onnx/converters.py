@@ -2,7 +2,8 @@
 
 A converter gets a :class:`LayerContext` (the set-up interpreter layer, the ONNX names of its
 inputs and of the outputs it must produce, static blob shapes and the parameter arrays) and adds
-nodes to the graph.  Batch is dynamic: reshapes copy axis 0 (``0``) instead of naming it.
+nodes to the graph.  Batch is dynamic: reshapes copy axis 0 (``0``) instead of naming it, and
+keep literal what Caffe keeps literal (:func:`reshape_by_rules`).
 """
 from __future__ import annotations
 
@@ -16,6 +17,20 @@ from caffe_cae.layers.base import Layer
 from caffe_cae.onnx.graph import GraphBuilder
 
 CONVERTERS: dict[str, Callable[["LayerContext"], None]] = {}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a layer type has no ONNX form (``reason``, one line for listings) and, optionally,
+    the error for one layer (``message``: e.g. which blobs to export instead)."""
+
+    reason: str
+    message: Callable[["LayerContext"], str] | None = None
+
+
+#: Layer types with no ONNX form at inference (the one-line refusal names the layer).  Loss,
+#: metric and data layers need no entry: the exporter leaves them out or makes them inputs.
+UNEXPORTABLE: dict[str, Refusal] = {}
 
 
 @dataclass
@@ -58,25 +73,74 @@ def converter(*type_names: str):
     return add
 
 
+def unexportable(type_name: str, reason: str, message: Callable[[LayerContext], str] | None = None) -> None:
+    """Declare that ``type_name`` has no ONNX form; exporting one raises ``message(context)``,
+    or "<type> has no ONNX form: <reason>"."""
+    UNEXPORTABLE[type_name] = Refusal(reason, message)
+
+
 def convert(context: LayerContext) -> None:
+    type_name = context.layer.type
+    refusal = UNEXPORTABLE.get(type_name)
+    if refusal is not None:
+        raise context.error(refusal.message(context) if refusal.message else
+                            f"{type_name} has no ONNX form: {refusal.reason}")
     try:
-        function = CONVERTERS[context.layer.type]
+        function = CONVERTERS[type_name]
     except KeyError:
         known = ", ".join(sorted(CONVERTERS))
-        raise context.error(f"layer type {context.layer.type!r} has no ONNX conversion; exportable types: {known}") from None
+        raise context.error(f"layer type {type_name!r} has no ONNX conversion; exportable types: {known}") from None
     function(context)
 
 
-def reshape_to(context: LayerContext, source: str, top_shape, output_index: int = 0) -> str:
-    """Reshape ``source`` to the static ``top_shape`` keeping the batch axis dynamic."""
-    bottom_shape = context.bottom_shapes[0]
-    target = list(top_shape)
-    if target and bottom_shape and target[0] == bottom_shape[0]:
-        target[0] = 0  # copy the (dynamic) batch size
-    elif target:
-        target[0] = -1  # batch folded into/out of other axes proportionally
-    shape = context.graph.ints(f"{context.name}/shape", target)
+#: Caffe's reshape rules, one entry per output axis: a literal size, COPY_BATCH (the size of
+#: input axis 0, the dynamic batch) or INFER (-1: whatever the element count leaves).
+COPY_BATCH, INFER = "batch", -1
+
+
+def reshape_by_rules(context: LayerContext, source: str, rules: list, output_index: int | None = 0) -> str:
+    """Reshape ``source`` by per-axis ``rules`` (see :data:`COPY_BATCH`): literal sizes stay
+    literal, so a net reshaped to a fixed size refuses another batch in onnxruntime as in Caffe.
+
+    ONNX Reshape's ``0`` copies the input axis at the *same* index; the batch copied to another
+    axis is spelled ``-1`` when nothing else is inferred, else read with ``Shape``."""
+    dims, dynamic = [], False
+    for k, rule in enumerate(rules):
+        if rule == COPY_BATCH and k == 0:
+            dims.append(0)
+        elif rule == COPY_BATCH:
+            dynamic = True
+            dims.append(rule)
+        else:
+            dims.append(int(rule))
+    if dynamic and INFER not in dims and dims.count(COPY_BATCH) == 1:
+        dims, dynamic = [INFER if d == COPY_BATCH else d for d in dims], False
+    if not dynamic:
+        shape = context.graph.ints(f"{context.name}/shape", dims)
+    else:
+        batch = context.emit("Shape", [source], start=0, end=1) if context.graph.opset >= 15 else context.emit(
+            "Slice", [context.emit("Shape", [source]), context.graph.ints(f"{context.name}/s0", [0]),
+                      context.graph.ints(f"{context.name}/s1", [1])])
+        parts = [batch if d == COPY_BATCH else context.graph.ints(f"{context.name}/dim", [d]) for d in dims]
+        shape = context.emit("Concat", parts, axis=0)
     return context.emit("Reshape", [source, shape], output_index=output_index)
+
+
+def broadcast_shape(shape, ndim: int, axis: int) -> tuple[int, ...]:
+    """``shape`` (covering axes ``axis``.. of an ``ndim``-D tensor) with trailing 1s, so that
+    ONNX's right-aligned broadcasting applies it from ``axis`` on (Caffe's Scale/Bias/PReLU)."""
+    return tuple(shape) + (1,) * (ndim - axis - len(shape))
+
+
+def reduce(context: LayerContext, op: str, source: str, axes: list[int], keepdims: int = 1,
+           output_index: int | None = None) -> str:
+    """ReduceSum/Mean/L1/SumSquare/Max over ``axes``: ``axes`` is an input from opset 13 for
+    ReduceSum and from opset 18 for the others, an attribute before."""
+    as_input = op == "ReduceSum" or context.graph.opset >= 18
+    if as_input:
+        return context.emit(op, [source, context.graph.ints(f"{context.name}/axes", axes)],
+                            output_index=output_index, keepdims=keepdims)
+    return context.emit(op, [source], output_index=output_index, axes=list(axes), keepdims=keepdims)
 
 
 def normalized_axis(axis: int, ndim: int) -> int:

@@ -17,7 +17,8 @@ from onnx import TensorProto, helper
 
 from caffe_cae.errors import CaffeCaeError
 from caffe_cae.fileio import atomic_write_bytes
-from caffe_cae.onnx import fusion, ops_basic, ops_vision  # ops_*: register the converters
+from caffe_cae.onnx import fusion, ops_vision
+from caffe_cae.onnx import ops_basic, ops_forks, ops_math, ops_normalization, ops_recurrent, ops_tensor  # noqa: F401 (register converters)
 from caffe_cae.onnx.converters import LayerContext, convert
 from caffe_cae.onnx.graph import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, GraphBuilder
 
@@ -46,12 +47,27 @@ def export_net(net, outputs: list[str] | None = None, opset: int = DEFAULT_OPSET
     inputs_of = flow.reads
     final = {names[blob]: version for blob, version in flow.final.items()}
 
+    def past_copies(blob, version):
+        """A Split's top (or any same-shaped view) is its bottom's value: name that instead."""
+        while True:
+            i, j = version
+            if len(inputs_of[i]) != 1 or inputs_of[i][0] is None or not layers[i].shares_memory(0, j):
+                return blob, version
+            source = inputs_of[i][0]
+            source_blob = tops[source[0]][source[1]]
+            if final.get(source_blob) != source or net.blobs[source_blob].shape != net.blobs[blob].shape:
+                return blob, version
+            blob, version = source_blob, source
+
     if outputs is None:  # final values that no kept layer reads (in-place reads count per version)
         consumed = {v for i, l in enumerate(layers) if not _dropped(l) for v in inputs_of[i]}
-        outputs = [
-            blob for blob, version in final.items()
-            if version not in consumed and not _dropped(layers[version[0]]) and not layers[version[0]].is_data
-        ]
+        outputs = []
+        for blob, version in final.items():
+            if version in consumed or _dropped(layers[version[0]]):
+                continue
+            blob, version = past_copies(blob, version)  # e.g. the copies a Split made for the losses
+            if not layers[version[0]].is_data and blob not in outputs:
+                outputs.append(blob)
     missing = [b for b in outputs if b not in final]
     if missing:
         raise CaffeCaeError(f"--outputs: no blob named {', '.join(map(repr, missing))}; blobs: {', '.join(final)}")
@@ -88,9 +104,15 @@ def export_net(net, outputs: list[str] | None = None, opset: int = DEFAULT_OPSET
     graph = GraphBuilder(opset)
     tensor: dict[tuple[int, int], str] = {}
     graph_inputs = []
+    def sources(i):  # a folded Deconvolution reads what its Unpooling read
+        return inputs_of[folds[i].unpool] if i in folds else inputs_of[i]
+
+    read = {v for i in needed_layers - folded_away for v in sources(i)} | {final[b] for b in outputs}
     for i in sorted(needed_layers):  # data layers first: their blob names become the input names
         if layers[i].is_data:
             for j, blob in enumerate(tops[i]):
+                if (i, j) not in read:  # e.g. a label only the left-out losses read
+                    continue
                 tensor[(i, j)] = graph.reserve(blob)
                 graph_inputs.append(_value_info(blob, net.blobs[blob].shape))
     for i in sorted(needed_layers - folded_away):
@@ -107,13 +129,12 @@ def export_net(net, outputs: list[str] | None = None, opset: int = DEFAULT_OPSET
             continue
         if any(v is None for v in inputs_of[i]):
             raise layer.error("ONNX export: a bottom has no producer")
-        sources = inputs_of[folds[i].unpool] if i in folds else inputs_of[i]
         context = LayerContext(
             graph=graph,
             layer=layer,
-            inputs=[tensor[v] for v in sources],
+            inputs=[tensor[v] for v in sources(i)],
             outputs=[tensor[(i, j)] for j in range(len(tops[i]))],
-            bottom_shapes=[shapes[v] for v in sources],
+            bottom_shapes=[shapes[v] for v in sources(i)],
             top_shapes=[shapes[(i, j)] for j in range(len(tops[i]))],
             params=[np.asarray(p.data, dtype=np.float32) for p in layer.blobs],
             optimize=optimize,
@@ -123,6 +144,8 @@ def export_net(net, outputs: list[str] | None = None, opset: int = DEFAULT_OPSET
         else:
             convert(context)
 
+    if optimize:
+        fusion.fold_affine_into_linear(graph, keep={tensor[final[b]] for b in outputs})
     graph_outputs = [_value_info(tensor[final[b]], shapes[final[b]]) for b in outputs]
     model = helper.make_model(
         helper.make_graph(graph.nodes, name or net.name or "caffe_net", graph_inputs, graph_outputs, graph.initializers),
@@ -148,12 +171,24 @@ def export(
     outputs: list[str] | None = None,
     opset: int = DEFAULT_OPSET,
     optimize: bool = True,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> onnx.ModelProto:
-    """Load ``net_path`` (+ weights) in the TEST phase and export it (see :func:`export_net`)."""
+    """Load ``net_path`` (+ weights) in the TEST phase and export it (see :func:`export_net`).
+
+    Data layers are not run: they become Input layers whose shapes come from ``input_shapes``
+    (blob -> per-sample shape), the data source or the layer's parameters
+    (:func:`caffe_cae.netgraph.data_shapes.data_top_shapes`), so a trained net exports without
+    its data on disk."""
     from caffe_cae.net import Net
+    from caffe_cae.migrate.deploy import data_layers_as_inputs
+    from caffe_cae.netgraph.data_shapes import data_top_shapes
+    from caffe_cae.netgraph.loading import load_net_param, set_net_state
     from caffe_cae.proto import caffe_pb2
 
-    net = Net(net_path, weights=weights_path, phase=caffe_pb2.TEST)
+    param, _ = load_net_param(net_path)
+    set_net_state(param, caffe_pb2.TEST, 0)
+    param = data_layers_as_inputs(param, data_top_shapes(param, input_shapes))
+    net = Net(param, weights=weights_path)
     return export_net(net, outputs=outputs, opset=opset, optimize=optimize)
 
 

@@ -10,7 +10,11 @@
   long for it.  (Stride-1 Deconvolution as a Conv with the flipped kernel was measured too and is
   slower than ConvTranspose in every geometry of the papers: it multiplies the zero padding.)
 
-Both change only the order in which float32 products are summed (differences of a few ulp).
+* **Per-channel affine chains folded into the weights** (:func:`fold_affine_into_linear`):
+  BatchNorm with stored statistics, Scale and Bias after a Convolution, Deconvolution or
+  InnerProduct disappear into its weights and bias (ResNet, MobileNet: one Conv per block).
+
+All change only the order in which float32 operations round (differences of a few ulp).
 """
 from __future__ import annotations
 
@@ -80,3 +84,118 @@ def single_pixel_deconvolution_as_gemm(deconv, bottom_shape, weight, bias):
     cells = int(np.prod(weight.shape[2:]))
     b = bias if bias is not None else np.zeros(c_out, np.float32)
     return weight.reshape(c_in, c_out * cells), np.repeat(b.astype(np.float32), cells)
+
+
+# ------------------------------------------------------------------------------------------
+# Per-channel affine chains (BatchNorm, Scale, Bias at inference) folded into the weights
+
+
+#: Ops that fold into a linear node's weights when their other operand is a per-output-channel
+#: constant: (op, whether the linear output may be the second operand).
+_FOLDABLE = {"Mul": True, "Add": True, "Sub": False, "Div": False}
+
+
+def fold_affine_into_linear(graph, keep: set[str]) -> int:
+    """Fold ``Mul``/``Add``/``Sub``/``Div`` by per-channel constants into the Conv,
+    ConvTranspose or Gemm that feeds them (BatchNorm with stored statistics, Scale and Bias
+    after a Convolution/InnerProduct); returns the number of nodes removed.
+
+    ``graph``: a :class:`caffe_cae.onnx.graph.GraphBuilder` after conversion; ``keep``: tensor
+    names that must stay (graph outputs).  A linear node's output folds only when that operation
+    is its single reader and the constant varies along the output channels at most (scalars
+    too); a Div by a constant with a zero, or any non-finite constant, is left alone.  Values
+    change only by rounding (the product is folded before the sum instead of after it)."""
+    removed = 0
+    while True:
+        initializers = {t.name: t for t in graph.initializers}
+        readers: dict[str, list] = {}
+        for node in graph.nodes:
+            for name in node.input:
+                readers.setdefault(name, []).append(node)
+        for node in graph.nodes:
+            fold = _plan_fold(node, readers, initializers, keep)
+            if fold is not None:
+                _apply_fold(graph, node, *fold, initializers)
+                removed += 1
+                break
+        else:
+            return removed
+
+
+def _plan_fold(node, readers, initializers, keep):
+    if node.op_type not in ("Conv", "ConvTranspose", "Gemm") or len(node.output) != 1:
+        return None
+    if node.op_type == "Gemm" and any(a.name in ("alpha", "beta", "transA", "transB") for a in node.attribute):
+        return None
+    if any(name not in initializers for name in node.input[1:]) or node.output[0] in keep:
+        return None
+    users = readers.get(node.output[0], [])
+    if len(users) != 1 or users[0].op_type not in _FOLDABLE or len(users[0].input) != 2:
+        return None
+    user = users[0]
+    position = list(user.input).index(node.output[0])
+    other = user.input[1 - position]
+    if other not in initializers or (position == 1 and not _FOLDABLE[user.op_type]) or other == node.output[0]:
+        return None
+    from onnx import numpy_helper
+
+    weight = numpy_helper.to_array(initializers[node.input[1]])
+    out_channels = _out_channels(node, weight)
+    value = numpy_helper.to_array(initializers[other]).astype(np.float32)
+    vector = _channel_vector(value, out_channels, 2 if node.op_type == "Gemm" else weight.ndim)
+    if vector is None or not np.all(np.isfinite(vector)) or (user.op_type == "Div" and np.any(vector == 0)):
+        return None
+    return user, vector, weight
+
+
+def _out_channels(node, weight) -> int:
+    if node.op_type == "Conv":
+        return weight.shape[0]
+    if node.op_type == "Gemm":
+        return weight.shape[1]
+    group = next((a.i for a in node.attribute if a.name == "group"), 1)
+    return weight.shape[1] * group
+
+
+def _channel_vector(value: np.ndarray, channels: int, out_rank: int) -> np.ndarray | None:
+    """``value`` as a (channels,) vector when it broadcasts along output axis 1 only."""
+    if value.ndim > out_rank:
+        return None
+    full = (1,) * (out_rank - value.ndim) + value.shape
+    if any(d != 1 for k, d in enumerate(full) if k != 1) or full[1] not in (1, channels):
+        return None
+    return np.broadcast_to(value.reshape(-1), (channels,)).astype(np.float32)
+
+
+def _apply_fold(graph, node, user, vector, weight, initializers) -> None:
+    from onnx import numpy_helper
+
+    bias = (numpy_helper.to_array(initializers[node.input[2]]).astype(np.float32)
+            if len(node.input) > 2 else np.zeros(len(vector), np.float32))
+    if user.op_type == "Mul":
+        weight, bias = weight * _weight_factor(node, weight, vector), bias * vector
+    elif user.op_type == "Div":
+        weight, bias = weight / _weight_factor(node, weight, vector), bias / vector
+    else:
+        bias = bias + vector if user.op_type == "Add" else bias - vector
+    base = node.name or node.output[0]
+    new_inputs = [node.input[0], graph.const(f"{base}/W_folded", weight.astype(np.float32)),
+                  graph.const(f"{base}/b_folded", bias.astype(np.float32))]
+    del node.input[:]
+    node.input.extend(new_inputs)
+    node.output[0] = user.output[0]
+    graph.nodes.remove(user)
+    used = {name for n in graph.nodes for name in n.input}
+    graph.initializers[:] = [t for t in graph.initializers if t.name in used]
+
+
+def _weight_factor(node, weight, factor):
+    """``factor`` (per output channel) shaped to broadcast over the node's weight layout."""
+    if node.op_type == "Conv":
+        return factor.reshape((-1,) + (1,) * (weight.ndim - 1))
+    if node.op_type == "Gemm":
+        return factor.reshape(1, -1)
+    group = next((a.i for a in node.attribute if a.name == "group"), 1)
+    per_group = weight.shape[1]
+    shaped = factor.reshape(group, 1, per_group, *(1,) * (weight.ndim - 2))
+    return np.repeat(shaped, weight.shape[0] // group, axis=1).reshape((weight.shape[0], per_group) + (1,) * (weight.ndim - 2))

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from caffe_cae.onnx.converters import LayerContext, converter, normalized_axis, reshape_to
+from caffe_cae.onnx.converters import (COPY_BATCH, INFER, LayerContext, converter, normalized_axis,
+                                       reshape_by_rules)
 from caffe_cae.proto import caffe_pb2
 
 
@@ -33,7 +34,16 @@ def relu(c: LayerContext) -> None:
 
 @converter("Dropout", "Split")
 def identity(c: LayerContext) -> None:
-    """Dropout is the identity at inference; Split only copies its bottom to every top."""
+    """Dropout is the identity at inference; Split only copies its bottom to every top.
+    The forks' Dropout options: ``scale_train: false`` scales by Caffe's ``1/scale_``;
+    ``sample_weights_test`` (a random mask at test time) has no deterministic form."""
+    if c.layer.type == "Dropout" and not c.layer.identity_at_inference:
+        if c.layer.random_mask:
+            raise c.error("sample_weights_test draws a random dropout mask at test time (Monte-Carlo "
+                          "dropout); an ONNX model is deterministic: export without it")
+        factor = c.layer.factor(np.dtype(np.float32))
+        c.emit("Mul", [c.inputs[0], c.const("scale", factor)], output_index=0)
+        return
     for k in range(len(c.outputs)):
         c.emit("Identity", c.inputs[:1], output_index=k)
 
@@ -61,9 +71,38 @@ def power(c: LayerContext) -> None:
         x = c.emit(op, [x, operand], output_index=0 if last else None)
 
 
-@converter("Reshape", "Flatten")
+@converter("Reshape")
 def reshape(c: LayerContext) -> None:
-    reshape_to(c, c.inputs[0], c.top_shapes[0])
+    """Caffe's rule per top axis: axes outside [axis, axis + num_axes) and ``0`` dims copy the
+    bottom axis (the batch stays dynamic), ``-1`` is inferred, other dims are literal -- a fixed
+    first dim stays fixed, so another batch size fails in onnxruntime as it fails in Caffe."""
+    p = c.param.reshape_param
+    bottom = c.bottom_shapes[0]
+    start = p.axis if p.axis >= 0 else len(bottom) + p.axis + 1
+    end = len(bottom) if p.num_axes == -1 else start + p.num_axes
+    sources = list(range(start)) + [None] * len(p.shape.dim) + list(range(end, len(bottom)))
+    rules = []
+    for k, source in enumerate(sources):
+        if source is None:
+            dim = int(p.shape.dim[k - start])
+            source = k if dim == 0 else None
+            if dim == -1:
+                rules.append(INFER)
+                continue
+            if source is None:
+                rules.append(dim)
+                continue
+        rules.append(COPY_BATCH if source == 0 else bottom[source])
+    reshape_by_rules(c, c.inputs[0], rules)
+
+
+@converter("Flatten")
+def flatten(c: LayerContext) -> None:
+    """The collapsed span takes the batch with it when it starts at axis 0."""
+    top = c.top_shapes[0]
+    start = normalized_axis(c.param.flatten_param.axis, len(c.bottom_shapes[0]))
+    rules = [COPY_BATCH if k == 0 and start > 0 else INFER if k == start else d for k, d in enumerate(top)]
+    reshape_by_rules(c, c.inputs[0], rules)
 
 
 @converter("Concat")

@@ -134,7 +134,7 @@ def unpooling(c: LayerContext) -> None:
     method = c.param.unpooling_param.unpool
     methods = caffe_pb2.UnpoolingParameter
     if method == methods.MAX and len(c.inputs) == 2:
-        _unpool_with_switches(c, channels, height * width, out_h * out_w, (out_h, out_w))
+        scatter_to_switches(c, channels, height * width, out_h * out_w, (out_h, out_w))
         return
     kernel, stride = list(layer.kernel), list(layer.stride)
     if method == methods.MAX:
@@ -169,8 +169,9 @@ def _pad_or_crop(c: LayerContext, source: str, have, want) -> None:
     c.emit("Identity", [source], output_index=0)
 
 
-def _unpool_with_switches(c: LayerContext, channels: int, in_plane: int, out_plane: int, out_hw) -> None:
-    """Scatter each value to its switch (per-plane index) in a zero plane of the output size."""
+def scatter_to_switches(c: LayerContext, channels: int, in_plane: int, out_plane: int, out_hw) -> None:
+    """Scatter each value to its switch (per-plane index) in a zero plane of the output size
+    (also SegNet's Upsample)."""
     flat_shape = c.graph.ints(f"{c.name}/flat", [0, channels, in_plane])
     values = c.emit("Reshape", [c.inputs[0], flat_shape])
     index = c.emit("Cast", [c.emit("Reshape", [c.inputs[1], flat_shape])], to=TensorProto.INT64)

@@ -40,9 +40,9 @@ def make_state(it: int, learned_net: str, current_step: int, history: list[np.nd
 
 
 def resolve_learned_net(learned_net: str, state_path: str) -> str:
-    """Caffe opens ``learned_net`` relative to the CWD; if that does not exist, try it beside
-    the state file (a snapshot folder moved elsewhere still restores)."""
-    if os.path.isabs(learned_net) or os.path.exists(learned_net):
+    """Caffe opens ``learned_net`` as written (relative to the CWD); if that does not exist, try
+    it beside the state file (a snapshot folder moved or committed elsewhere still restores)."""
+    if os.path.exists(learned_net):
         return learned_net
     beside = os.path.join(os.path.dirname(os.path.abspath(state_path)), os.path.basename(learned_net))
     if os.path.exists(beside):

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from caffe_cae import weights
+from caffe_cae import engine, tuning, weights
 from caffe_cae.errors import CaffeCaeError
 from caffe_cae.fileio import remove_stale_parts
 from caffe_cae.parallel import split
@@ -117,15 +117,18 @@ class Solver:
         return Net(net_param, phase=net_param.state.phase, seed=seed)
 
     def _init_nets(self, extra_weights) -> None:
+        from caffe_cae.layers.python_layer import allow_python_layers
+
         base_dir = os.path.dirname(os.path.abspath(self.source)) if self.source else None
         where = self.source or "solver"
         train_param, what = config.train_net_param(self.param, base_dir, where)
-        log.info("Creating training net from %s", what)
-        self.net = self._make_net(train_param, 0)
-        self.test_nets = []
-        for i, (net_param, what) in enumerate(config.test_net_params(self.param, base_dir, where)):
-            log.info("Creating test net (#%d) specified by %s", i, what)
-            self.test_nets.append(self._make_net(net_param, 1 + i))
+        with allow_python_layers(None, base_dir):  # Python layers' modules may sit beside the solver
+            log.info("Creating training net from %s", what)
+            self.net = self._make_net(train_param, 0)
+            self.test_nets = []
+            for i, (net_param, what) in enumerate(config.test_net_params(self.param, base_dir, where)):
+                log.info("Creating test net (#%d) specified by %s", i, what)
+                self.test_nets.append(self._make_net(net_param, 1 + i))
         self._load_weights(extra_weights)
         log.info("Solver scaffolding done.")
 
@@ -445,10 +448,6 @@ class Solver:
         log.info("%sSolver: restoring history", self.TYPE)
 
 
-#: Elements per block of the parameter update (its arrays then stay in the CPU cache).
-UPDATE_BLOCK = 1 << 16
-
-
 class _HistorySlice:
     """``history`` as the update rules index it, every array cut to flat elements lo..hi-1."""
 
@@ -463,16 +462,18 @@ class _HistorySlice:
 
 
 def _blockwise_update(update, diff, data, scratch, history) -> None:
-    """``update(diff, data, scratch, history)`` over blocks of one param's flat arrays,
-    or once on the whole arrays when one of them is not contiguous."""
-    if not all(a.flags.c_contiguous for a in (diff, data, scratch, *history)):
+    """``update(diff, data, scratch, history)`` over blocks of one param's flat arrays
+    (``tuning.UPDATE_BLOCK``), or once on the whole arrays under the reference engine or when
+    one of them is not contiguous."""
+    if engine.reference() or not all(a.flags.c_contiguous for a in (diff, data, scratch, *history)):
         update(diff, data, scratch, history)
         return
     flat = [a.reshape(-1) for a in (diff, data, scratch)]
+    block = tuning.UPDATE_BLOCK
 
     def part(start, stop):
-        for lo in range(start, stop, UPDATE_BLOCK):
-            hi = min(stop, lo + UPDATE_BLOCK)
+        for lo in range(start, stop, block):
+            hi = min(stop, lo + block)
             update(*(a[lo:hi] for a in flat), _HistorySlice(history, lo, hi))
 
     split(part, flat[0].size, flat[0].size)

@@ -5,5 +5,7 @@ from caffe_cae.testing.gradcheck import (
     check_gradients,
     check_in_place,
 )
+from caffe_cae.testing.rounding import assert_rounding_close, rounding_bound
 
-__all__ = ["GradientCheckError", "GradientReport", "check_gradients", "check_in_place"]
+__all__ = ["GradientCheckError", "GradientReport", "check_gradients", "check_in_place",
+           "assert_rounding_close", "rounding_bound"]

@@ -13,8 +13,10 @@ the layer, the blob, the worst coordinate and both values.
 
 What is verified besides the numbers, because the Net relies on it:
 
-* bottom diffs are *assigned*: they are pre-filled with garbage before ``backward``;
-* parameter gradients are *added*: they are pre-filled with a random offset that must survive;
+* bottom diffs are *assigned*: they are pre-filled with garbage before ``backward`` (except
+  where the layer's backward reads what its forward left there, ``backward_reads_bottom_diff``);
+* parameter gradients are *added*: they are pre-filled with a random offset that must survive
+  (*assigned* instead for a layer that declares ``overwrites_param_gradients``, a fork's quirk);
 * forward leaves its (separate) bottoms untouched.
 
 Kinks (``layer.gradient_check == "kink"``: MAX pooling, Eltwise MAX, ReLU, AbsVal, ...): random
@@ -149,6 +151,7 @@ def check_gradients(
             layer.rng = np.random.default_rng(rng_seed)
         layer.forward(bottoms, tops)
 
+    forward()  # a top's shape may depend on the bottom values (Filter): draw R for the real one
     weights = [rng.standard_normal(t.shape) if t.data.ndim else np.float64(rng.uniform(0.5, 2.0))
                for t in tops]
     for i in ignored_tops:
@@ -169,7 +172,8 @@ def check_gradients(
         if not np.array_equal(b.data, before):
             raise GradientCheckError(f"{where}: forward modified bottom {i} (not in place)")
     for i in check_bottoms:
-        bottoms[i].diff[...] = rng.uniform(-1e3, 1e3, bottoms[i].shape)
+        if not (i == 0 and layer.backward_reads_bottom_diff):
+            bottoms[i].diff[...] = rng.uniform(-1e3, 1e3, bottoms[i].shape)
     offsets = [rng.uniform(-10, 10, p.shape) for p in layer.blobs]
     for p, offset in zip(layer.blobs, offsets):
         p.diff[...] = offset
@@ -178,7 +182,7 @@ def check_gradients(
     layer.backward(tops, propagate_down, bottoms)
     analytic = {f"bottom {i}": (bottoms[i], bottoms[i].diff.copy()) for i in check_bottoms}
     for k, (p, offset) in enumerate(zip(layer.blobs, offsets)):
-        analytic[f"param {k}"] = (p, p.diff - offset)
+        analytic[f"param {k}"] = (p, p.diff.copy() if layer.overwrites_param_gradients else p.diff - offset)
 
     report = GradientReport(layer.type, [tuple(s) for s in top_shapes])
     base = objective() if kinky else None

@@ -44,3 +44,13 @@ def test_reproduce_refuses_bad_arguments(tmp_path, capsys):
     assert main(["reproduce", "--out", str(tmp_path), "--models", "siamese"]) == 1
     assert "siamese" in capsys.readouterr().err
     assert main(["reproduce", "--out", str(tmp_path), "--iters", "0"]) == 1
+
+
+def test_reproduce_refuses_more_workers_than_cpus(tmp_path, capsys):
+    import os
+
+    cpus = len(os.sched_getaffinity(0))
+    assert main(["reproduce", "--out", str(tmp_path), "--workers", str(cpus + 1)]) == 1
+    assert f"--workers {cpus + 1} x --threads 1" in capsys.readouterr().err
+    assert main(["reproduce", "--out", str(tmp_path), "--scheduler", "host:1"]) == 1
+    assert "tcp://HOST:PORT" in capsys.readouterr().err

@@ -65,3 +65,18 @@ def test_loss_curves(tmp_path):
                "test": {"cross_entropy_loss": [(0, 210.0), (250, 2.0), (500, 0.5)]}}
     figures.loss_curves(history, tmp_path / "loss.png")
     _is_real_png(tmp_path / "loss.png")
+
+
+def test_loss_curves_are_labelled_and_show_the_papers_final_values(tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path, dpi=110: drawn.append(fig))
+    history = {"train": {"cross_entropy_loss": [(0, 500.0), (100, 90.0)], "l2_error": [(0, 60.0), (100, 6.0)]},
+               "test": {"cross_entropy_loss": [(0, 510.0), (100, 92.0)]}}
+    figures.loss_curves(history, tmp_path / "loss.png", labels={"cross_entropy_loss": "SCE", "l2_error": "Euclidean"},
+                        reference={"cross_entropy_loss": {"train": 82.74, "test": 84.13}})
+    sce, l2 = drawn[0].axes
+    assert sce.get_title() == "SCE" and l2.get_title() == "Euclidean"
+    assert sce.get_ylabel() == "SCE (cross_entropy_loss)"
+    lines = {line.get_label(): line for line in sce.get_lines()}
+    assert lines["paper test (50000 it.) 84.13"].get_ydata()[0] == 84.13
+    assert lines["paper train (50000 it.) 82.74"].get_linestyle() == "--"

@@ -43,3 +43,43 @@ def test_findings_compare_model3_and_model4():
     assert text != report.findings_markdown(differ) and "differs" in report.findings_markdown(differ)
     alone = report.findings_markdown(report.summary_rows([_record("model4", 2, 3.0, 80.0)]))
     assert "only model4 run" in alone
+
+
+def _full_record(model, dims, iters):
+    record = _record(model, dims, 3.0, 90.0)
+    record.update(iters=iters, seconds=1200.0, seed=1012, shuffled=False,
+                  threads={"interpreter": 1, "openblas": 1}, machine={"cpu": "Xeon", "cpus": 2, "host": "box"},
+                  caffe_cae={"version": "0.1.0", "commit": "0123456789abcdef"})
+    per = {"error": 2.5, "per_class": [1.0] * 9 + [16.0], "classes": list(range(10)), "per_fold": [2.5] * 10}
+    record["eval"]["protocols"] = {"paper": {"linear": dict(per, error=6.0), "mlp": per},
+                                   "sklearn": {"linear": dict(per, error=5.0), "mlp": dict(per, error=3.0)}}
+    return record
+
+
+def test_both_protocols_the_comparability_marker_times_and_runs():
+    short, full = _full_record("model4", 10, 2000), _full_record("model1", 10, 50000)
+    rows = report.summary_rows([short, full])
+    table = report.table4_markdown(rows)
+    assert "Linear error %, paper protocol (paper)" in table and "MLP error %, sklearn protocol (paper)" in table
+    model4 = next(line for line in table.splitlines() if line.startswith("| Model 4 |"))
+    assert "| 1 x 2000 | **not comparable below 50000 iterations** |" in model4
+    assert "| 6.00 (5.06) | 2.50 (2.89) | 5.00 (5.06) | 3.00 (2.89) |" in model4
+    assert "| 1 x 50000 | yes |" in next(line for line in table.splitlines() if line.startswith("| Model 1 |"))
+    times = report.times_markdown(rows)
+    # 20 minutes for 2000 iterations -> 500 per 50000; Table 5: 758 min on Hodgkin's CPUs for Model 4.
+    assert "| model4 | 10 | 2000 | 20.0 | 500 | 758 | 142 | 60 |" in times
+    runs = report.runs_markdown([short])
+    assert "| model4-10d-run1 | 2000 | 1012 | 1; openblas 1 | Xeon (2 CPUs), box | 0.1.0 0123456789ab | 20.0 | no " \
+           "| [result.json](runs/model4-10d-run1/result.json) |" in runs
+    per_class = report.per_class_markdown([short])
+    assert "| model4 10-D run 1 | paper | mlp | 2.50 | 1.00 |" in per_class and "| 16.00 |" in per_class
+
+
+def test_report_says_the_data_is_not_shuffled_and_warns_below_the_papers_iterations(tmp_path):
+    text = report.write_report(tmp_path / "report.md", [_full_record("model4", 10, 2000)], {})
+    assert "Not comparable with the paper: these runs trained 2000 iterations, the paper 50000" in text
+    assert "Training data is **not shuffled**, as in the authors' files" in text
+    assert "test loss jumps at each epoch end" in text
+    assert "## Training time: ours next to the paper's Table 5" in text
+    full = report.write_report(tmp_path / "full.md", [_full_record("model4", 10, 50000)], {})
+    assert "Not comparable with the paper" not in full

@@ -91,3 +91,16 @@ def test_uniform_bounds_inclusive_and_constant_default_zero():
     data = fill(filler('type: "uniform" min: -0.5 max: 0.5'), (10000,), rng())
     assert data.min() >= -0.5 and data.max() <= 0.5
     assert not fill(filler(""), (3, 3), rng()).any()  # type defaults to "constant", value 0
+
+
+def test_legacy_accessors_for_0d_and_5d_blobs():
+    """xavier/msra/positive_unitball/sparse read num() and channels(): 1 for a 0-d blob (a
+    Scale num_axes 0 scalar); a blob with more than 4 axes aborts in Caffe."""
+    assert fill(filler('type: "xavier"'), (), rng()).shape == ()
+    assert abs(fill(filler('type: "xavier"'), (), rng())) <= math.sqrt(3)
+    assert fill(filler('type: "positive_unitball"'), (), rng()) == 1
+    for text in ('type: "xavier"', 'type: "msra"', 'type: "positive_unitball"',
+                 'type: "gaussian" sparse: 1'):
+        with pytest.raises(CaffeCaeError, match="legacy accessors"):
+            fill(filler(text), (2, 2, 2, 2, 2), rng())
+    assert fill(filler('type: "uniform"'), (2, 2, 2, 2, 2), rng()).shape == (2,) * 5

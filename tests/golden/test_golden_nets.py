@@ -59,6 +59,30 @@ def feed_inputs(net: caffe_cae.Net, case: GoldenCase) -> None:
         net.blobs[name].data[...] = case.data[f"in/{name}"]
 
 
+#: The generator's pre-fill of the non-loss diffs in its first backward run (what an in-place
+#: Scale's recorded parameter diffs reveal, see :func:`backward_as_recorded`).
+FIRST_RUN_PREFILL = 12345.0
+
+
+def backward_as_recorded(net: caffe_cae.Net, case: GoldenCase) -> None:
+    """Net::Backward as the generator recorded it: a first run with every non-loss diff
+    pre-filled with :data:`FIRST_RUN_PREFILL` (to find which diffs are written), then -- param
+    diffs cleared, the other diffs zeroed, top diffs injected again (loss tops keep their loss
+    weight) -- the recorded run.  It matters where a backward changes the layer's own buffers:
+    an in-place Scale forms dy*x in its saved bottom, so the recorded run multiplies by the
+    first run's dy, which holds the pre-fill wherever a diff is read that no layer writes (the
+    Accuracy branch of a Split)."""
+    loss_tops = {name for name, weight in net.blob_loss_weights.items() if weight}
+    for recorded in (False, True):
+        for name, blob in net.blobs.items():
+            if name not in loss_tops:
+                blob.diff[...] = 0 if recorded else FIRST_RUN_PREFILL
+        net.clear_param_diffs()
+        for name in case.keys("top_diff"):
+            net.blobs[name].diff[...] = case.data[f"top_diff/{name}"]
+        net.backward()
+
+
 def test_structure(case):
     net = load_net(case)
     info = case.info
@@ -76,6 +100,7 @@ def test_structure(case):
     assert net.outputs == info["outputs"]
 
 
+@pytest.mark.usefixtures("each_engine")
 def test_forward_backward(case):
     net = load_net(case)
     data, info = case.data, case.info
@@ -109,10 +134,7 @@ def test_forward_backward(case):
                 assert list(h5[name].shape) == shape, f"{file}/{name}"
                 assert_close(h5[name][...], data[f"h5out/{file}/{name}"], fwd, f"h5out/{file}/{name}")
 
-    # backward: inject top diffs (loss tops keep their loss weight), then Net::Backward
-    for name in case.keys("top_diff"):
-        net.blobs[name].diff[...] = data[f"top_diff/{name}"]
-    net.backward()
+    backward_as_recorded(net, case)
     scratch = set(info.get("diff_scratch", ()))  # Caffe's scratch memory, not gradients
     for name in info["diff_written"]:
         if name in scratch:

@@ -6,7 +6,7 @@ import pytest
 
 from caffe_cae.blob import Blob
 from caffe_cae.errors import CaffeCaeError
-from caffe_cae.im2col import BATCH_INNER_BELOW
+from caffe_cae import tuning
 from caffe_cae.layers import create_layer
 from caffe_cae.proto import caffe_pb2
 from caffe_cae.prototxt import parse_text
@@ -68,16 +68,19 @@ def run_golden_layer(case_name, layer_name, dtype=np.float32):
     return layer, bottom, top
 
 
+@pytest.mark.usefixtures("each_engine")
 @pytest.mark.parametrize("case", ["conv_k3s1p0", "conv_k5s2p2_g2", "conv_dil2", "conv_nobias"])
 def test_golden_convolution(case):
     run_golden_layer(case, "conv")
 
 
+@pytest.mark.usefixtures("each_engine")
 @pytest.mark.parametrize("case", ["deconv_k4s1", "deconv_k3s2p1", "deconv_g2"])
 def test_golden_deconvolution(case):
     run_golden_layer(case, "deconv")
 
 
+@pytest.mark.usefixtures("each_engine")
 def test_golden_deconv_as_unpooling_without_switches():
     """Model 4's BVLC-equivalent unpooling: group=C deconv, weights [[1,0],[0,0]], lr_mult 0;
     force_backward still computes the weight diff."""
@@ -88,6 +91,7 @@ def test_golden_deconv_as_unpooling_without_switches():
     assert not y.any()
 
 
+@pytest.mark.usefixtures("each_engine")
 @pytest.mark.parametrize("case, name", [("conv_k5s2p2_g2", "conv"), ("deconv_g2", "deconv")])
 def test_golden_float64(case, name):
     """The same layers in float64 (as the gradient checker runs them)."""
@@ -244,7 +248,7 @@ def test_both_column_orders_are_exercised():
     from caffe_cae.im2col import ConvGeometry
     assert ConvGeometry((24, 24), (5, 5), (0, 0), (1, 1), (1, 1)).batch_inner is False
     assert ConvGeometry((12, 12), (5, 5), (0, 0), (1, 1), (1, 1)).batch_inner is True
-    assert BATCH_INNER_BELOW > 64
+    assert tuning.BATCH_INNER_BELOW > 64
 
 
 def test_filler_fills_weights_and_bias():

@@ -27,7 +27,19 @@ EXEMPT = {
     "HDF5Data": "data layer: no bottoms, reads files",
     "MemoryData": "data layer: no bottoms",
     "DummyData": "data layer: no bottoms",
+    "Data": "data layer: no bottoms, reads a database",
+    "ImageData": "data layer: no bottoms, reads image files",
+    "WindowData": "data layer: no bottoms, reads image files",
     "Accuracy": "not differentiable; Caffe's backward aborts (NOT_IMPLEMENTED)",
+    "Threshold": "a step function; Caffe's backward aborts (Not Implemented Yet)",
+    "ArgMax": "outputs indices; Caffe's backward aborts (Not Implemented Yet)",
+    "Parameter": "no computation: the top shares data and diff with the parameter blob "
+                 "(tests/layers/test_indexing.py checks the sharing)",
+    "HDF5Output": "no tops: writes its bottoms to a file; Caffe's backward does nothing",
+    "PriorBox": "SSD: its boxes depend on the bottoms' shapes only (no backward in the fork)",
+    "DetectionOutput": "SSD: selection by NMS, no backward in the fork",
+    "DenseImageData": "data layer: no bottoms, reads images",
+    "Python": "runs the module's own backward: checked in tests/layers/test_python_layer.py",
 }
 
 
@@ -43,6 +55,7 @@ class Case:
     tolerance: float = 1e-6
     ignored_tops: tuple = ()
     grad_scale: dict | None = None
+    check_bottoms: tuple | None = None  # default: every bottom with allow_force_backward
 
     def layer_text(self) -> str:
         bottoms = "".join(f' bottom: "b{i}"' for i in range(len(self.shapes)))
@@ -76,6 +89,27 @@ def away_from_zero(low, high):
 
 def binary(rng, shape):
     return rng.integers(0, 2, shape).astype(np.float64)
+
+
+def sequence_markers(rng, shape):
+    """cont (T, N): 0/1 with 0 at t = 0, so the state a previous forward left has no effect."""
+    values = binary(rng, shape)
+    values[0] = 0
+    return values
+
+
+def probabilities(rng, shape):
+    """Rows of positive probabilities summing to 1 (MultinomialLogisticLoss inputs)."""
+    p = rng.uniform(0.1, 1.0, shape)
+    return p / p.reshape(shape[0], -1).sum(axis=1).reshape((-1,) + (1,) * (len(shape) - 1))
+
+
+def infogain_matrix(rng, shape):
+    return rng.uniform(0, 1, shape)
+
+
+RECURRENT = ('recurrent_param {{ num_output: {} weight_filler {{ type: "uniform" min: -0.5 max: 0.5 }} '
+             'bias_filler {{ type: "uniform" min: -0.3 max: 0.3 }} {}}}')
 
 
 def sce_targets_with_ignored(rng, shape):
@@ -123,6 +157,18 @@ def contrastive_inputs(n, c, margin, legacy, seed=3):
         direction = rng.normal(size=(c, 1, 1))
         b[i] = a[i] + direction / np.linalg.norm(direction) * distance
     return [a, b, sim]
+
+
+def rois(rows):
+    """Fixed ROI rows [batch index, x1, y1, x2, y2] (ROIPooling's second bottom)."""
+    return lambda rng, shape: np.array(rows, dtype=np.float64).reshape(shape)
+
+
+def relu6_inputs(rng, shape):
+    """Values on both sides of ReLU6's kinks (0 and 6), none within 0.1 of them."""
+    values = rng.uniform(0.1, 2.9, shape) * rng.choice([-2.0, 2.0, 3.0], shape)
+    values[np.abs(values - 6) < 0.1] += 0.3
+    return values
 
 
 def distinct_across(n_bottoms, shape, seed=5):
@@ -331,9 +377,6 @@ CONFIGS = [
          [(2, 3, 2, 2), (2, 1, 2, 2)], values=[None, labels(3)]),
     Case("softmax_loss_axis2", "SoftmaxWithLoss", "softmax_param { axis: 2 }",
          [(2, 3, 4), (2, 3)], values=[None, labels(4)]),
-    # top[1] = the probabilities: Caffe's backward ignores its diff.
-    Case("softmax_loss_prob_top", "SoftmaxWithLoss", "", [(3, 4), (3,)],
-         values=[None, labels(4)], tops=2, ignored_tops=(1,)),
     Case("euclidean_loss", "EuclideanLoss", "", [(2, 3, 2), (2, 3, 2)]),
     Case("euclidean_loss_2d", "EuclideanLoss", "", [(4, 5), (4, 5)]),
     Case("euclidean_loss_shapes_differ", "EuclideanLoss", "", [(3, 4, 1, 1), (3, 4)]),
@@ -355,6 +398,253 @@ CONFIGS = [
     Case("contrastive", "ContrastiveLoss", "contrastive_loss_param { margin: 2 }",
          [(8, 3, 1, 1), (8, 3, 1, 1), (8, 1, 1, 1)],
          values=contrastive_inputs(8, 3, 2.0, legacy=False), tolerance=1e-3),
+    # -- ELU, BNLL, Exp, Log, Clip, Swish, Tile, Reduction, Crop, SPP, Im2col, Embed, Filter,
+    #    BatchReindex (index/selector/reference bottoms get no gradient: check_bottoms)
+    Case("elu", "ELU", "", [(2, 3, 4, 5)]),
+    Case("elu_alpha05", "ELU", "elu_param { alpha: 0.5 }", [(2, 3, 4)],
+         values=[away_from_zero(0.05, 2)]),
+    Case("elu_alpha2_4d", "ELU", "elu_param { alpha: 2 }", [(1, 2, 3, 3)],
+         values=[away_from_zero(0.05, 3)]),
+    Case("bnll", "BNLL", "", [(2, 3, 4)], values=[uniform(-6, 6)]),
+    Case("exp_default", "Exp", "", [(2, 3, 4)]),
+    Case("exp_base2_scale_shift", "Exp", "exp_param { base: 2 scale: 0.5 shift: -1 }",
+         [(2, 5)]),
+    Case("exp_scale_only", "Exp", "exp_param { scale: -0.7 }", [(3, 4)]),
+    Case("exp_e_shift", "Exp", "exp_param { shift: 0.5 }", [(2, 3, 2)]),
+    Case("log_default", "Log", "", [(2, 3, 4)], values=[uniform(0.2, 3)]),
+    Case("log_base10_scale_shift", "Log", "log_param { base: 10 scale: 2 shift: 0.5 }",
+         [(2, 5)], values=[uniform(0.1, 2)]),
+    Case("log_base2_scale", "Log", "log_param { base: 2 scale: 0.5 }", [(3, 4)],
+         values=[uniform(0.5, 4)]),
+    Case("clip", "Clip", "clip_param { min: -0.5 max: 0.8 }", [(2, 3, 4)]),
+    Case("clip_narrow", "Clip", "clip_param { min: 0.15 max: 0.45 }", [(4, 5)]),
+    Case("swish", "Swish", "", [(2, 3, 4, 5)]),
+    Case("swish_beta", "Swish", "swish_param { beta: 1.5 }", [(3, 5)]),
+    Case("swish_beta_neg", "Swish", "swish_param { beta: -0.8 }", [(2, 6)]),
+    Case("tile_axis1", "Tile", "tile_param { axis: 1 tiles: 3 }", [(2, 3, 2, 2)]),
+    Case("tile_axis2", "Tile", "tile_param { axis: 2 tiles: 2 }", [(2, 2, 3, 2)]),
+    Case("tile_axis0", "Tile", "tile_param { axis: 0 tiles: 2 }", [(2, 3)]),
+    Case("tile_axis_neg1", "Tile", "tile_param { axis: -1 tiles: 4 }", [(2, 3, 2)]),
+    Case("reduction_sum_all", "Reduction", "", [(2, 3, 4)]),
+    Case("reduction_asum_axis1", "Reduction",
+         "reduction_param { operation: ASUM axis: 1 coeff: 2 }", [(2, 3, 4)],
+         values=[away_from_zero(0.1, 2)]),
+    Case("reduction_sumsq_axis2", "Reduction", "reduction_param { operation: SUMSQ axis: 2 }",
+         [(2, 3, 4, 2)]),
+    Case("reduction_mean_neg1", "Reduction",
+         "reduction_param { operation: MEAN axis: -1 coeff: -0.5 }", [(2, 3, 4)]),
+    Case("reduction_sum_coeff", "Reduction", "reduction_param { axis: 1 coeff: 3 }",
+         [(3, 2, 2)]),
+    Case("crop_axis2_offsets", "Crop", "crop_param { axis: 2 offset: 1 offset: 2 }",
+         [(2, 3, 6, 7), (2, 3, 4, 4)], check_bottoms=(0,)),
+    Case("crop_axis1_one_offset", "Crop", "crop_param { axis: 1 offset: 1 }",
+         [(2, 4, 5, 5), (2, 2, 3, 3)], check_bottoms=(0,)),
+    Case("crop_default", "Crop", "", [(2, 3, 5, 5), (1, 1, 3, 2)], check_bottoms=(0,)),
+    Case("crop_axis0", "Crop", "crop_param { axis: 0 offset: 1 }", [(3, 4), (2, 2)],
+         check_bottoms=(0,)),
+    Case("spp_max_h3", "SPP", "spp_param { pyramid_height: 3 pool: MAX }", [(2, 2, 7, 9)]),
+    Case("spp_ave_h2", "SPP", "spp_param { pyramid_height: 2 pool: AVE }", [(2, 3, 6, 6)]),
+    Case("spp_max_h1", "SPP", "spp_param { pyramid_height: 1 }", [(2, 3, 4, 5)]),
+    Case("spp_ave_h3_odd", "SPP", "spp_param { pyramid_height: 3 pool: AVE }", [(1, 2, 9, 7)]),
+    Case("im2col_k3p1", "Im2col", "convolution_param { kernel_size: 3 pad: 1 }",
+         [(2, 3, 5, 6)]),
+    Case("im2col_k2s2", "Im2col", "convolution_param { kernel_size: 2 stride: 2 }",
+         [(1, 2, 5, 4)]),
+    Case("im2col_dilation_rect", "Im2col",
+         "convolution_param { kernel_h: 2 kernel_w: 3 dilation: 2 pad_h: 1 stride_h: 1 stride_w: 2 }",
+         [(2, 2, 6, 7)]),
+    Case("im2col_1d_axis2", "Im2col", "convolution_param { kernel_size: 3 axis: 2 }",
+         [(2, 3, 2, 6)]),
+    Case("embed", "Embed",
+         'embed_param { num_output: 4 input_dim: 7 weight_filler { type: "uniform" min: -1 '
+         'max: 1 } bias_filler { type: "gaussian" std: 0.5 } }',
+         [(2, 3)], values=[labels(7)], check_bottoms=()),
+    Case("embed_nobias_repeats", "Embed",
+         'embed_param { num_output: 3 input_dim: 3 bias_term: false '
+         'weight_filler { type: "gaussian" } }',
+         [(5,)], values=[np.array([2.0, 0.0, 2.0, 1.0, 2.0])], check_bottoms=()),
+    Case("filter_two", "Filter", "", [(5, 3, 2, 2), (5, 4), (5,)], tops=2,
+         values=[None, None, np.array([1.0, 0.0, 1.0, 1.0, 0.0])], check_bottoms=(0, 1)),
+    Case("filter_selector_4d", "Filter", "", [(4, 3), (4, 1, 1, 1)],
+         values=[None, np.array([0.0, 2.0, 0.0, -1.0])], check_bottoms=(0,)),
+    Case("batch_reindex", "BatchReindex", "", [(4, 3, 2), (6,)],
+         values=[None, np.array([2.0, 0.0, 3.0, 2.0, 2.0, 1.0])], check_bottoms=(0,)),
+    Case("batch_reindex_subset", "BatchReindex", "", [(5, 2), (2,)],
+         values=[None, np.array([4.0, 1.0])], check_bottoms=(0,)),
+    # -- recurrent (RNN, LSTM, LSTMUnit), classification losses (InfogainLoss, HingeLoss,
+    # MultinomialLogisticLoss); HDF5Output is exempt.  Recurrent layers: cont gets no diff, and
+    # like Caffe's unrolled net no diff flows into exposed initial states (bottoms 2+) nor
+    # out of the exposed final-state tops (ignored).
+    Case("rnn", "RNN", RECURRENT.format(4, ""), [(3, 2, 3), (3, 2)],
+         values=[None, sequence_markers]),
+    Case("rnn_4d_input", "RNN", RECURRENT.format(3, ""), [(4, 3, 2, 2), (4, 3)],
+         values=[None, sequence_markers]),
+    Case("rnn_static", "RNN", RECURRENT.format(3, ""), [(3, 2, 2), (3, 2), (2, 4)],
+         values=[None, sequence_markers]),
+    Case("rnn_expose_hidden", "RNN", RECURRENT.format(3, "expose_hidden: true "),
+         [(3, 2, 2), (3, 2), (1, 2, 3)], values=[None, binary], tops=2, ignored_tops=(1,),
+         check_bottoms=(0,)),
+    Case("lstm", "LSTM", RECURRENT.format(3, ""), [(4, 2, 3), (4, 2)],
+         values=[None, sequence_markers]),
+    Case("lstm_static", "LSTM", RECURRENT.format(2, ""), [(3, 2, 3), (3, 2), (2, 2, 2)],
+         values=[None, sequence_markers]),
+    Case("lstm_expose_hidden", "LSTM", RECURRENT.format(3, "expose_hidden: true "),
+         [(3, 2, 2), (3, 2), (1, 2, 3), (1, 2, 3)], values=[None, binary], tops=3,
+         ignored_tops=(1, 2), check_bottoms=(0,)),
+    Case("lstm_expose_hidden_static", "LSTM", RECURRENT.format(2, "expose_hidden: true "),
+         [(2, 3, 2), (2, 3), (3, 2), (1, 3, 2), (1, 3, 2)], values=[None, binary], tops=3,
+         ignored_tops=(1, 2), check_bottoms=(0, 2)),
+    Case("lstm_unit", "LSTMUnit", "", [(1, 3, 4), (1, 3, 16), (1, 3)],
+         values=[None, None, lambda rng, shape: np.array([[1.0, 0.0, 1.0]])], tops=2),
+    Case("infogain_loss_h_bottom", "InfogainLoss", "", [(4, 5), (4,), (5, 5)],
+         values=[None, labels(5), infogain_matrix], check_bottoms=(0,)),
+    Case("infogain_loss_spatial_ignore", "InfogainLoss", "loss_param { ignore_label: 1 }",
+         [(2, 3, 2, 2), (2, 1, 2, 2), (3, 3)], values=[None, labels(3, ignore=1), infogain_matrix],
+         check_bottoms=(0,)),
+    Case("infogain_loss_axis2_full", "InfogainLoss",
+         "infogain_loss_param { axis: 2 } loss_param { normalization: FULL }",
+         [(2, 3, 4), (2, 3), (4, 4)], values=[None, labels(4), infogain_matrix], check_bottoms=(0,)),
+    # prob top: not a loss, its diff is ignored by Caffe's backward
+    Case("infogain_loss_prob_top", "InfogainLoss", "loss_weight: 1 loss_weight: 0",
+         [(3, 4), (3,), (4, 4)], values=[None, labels(4), infogain_matrix], tops=2,
+         ignored_tops=(1,), check_bottoms=(0,)),
+    Case("hinge_loss_l1", "HingeLoss", "", [(4, 5), (4,)],
+         values=[away_from_zero(1.2, 2.5), labels(5)]),
+    Case("hinge_loss_l2", "HingeLoss", "hinge_loss_param { norm: L2 }", [(3, 2, 2, 1), (3,)],
+         values=[None, labels(4)]),
+    Case("multinomial_logistic_loss", "MultinomialLogisticLoss", "", [(4, 5), (4,)],
+         values=[probabilities, labels(5)]),
+    Case("multinomial_logistic_loss_4d", "MultinomialLogisticLoss", "", [(3, 2, 2, 1), (3, 1, 1, 1)],
+         values=[probabilities, labels(4)]),
+    # -- BatchNorm, Scale, Bias, LRN, MVN, PReLU
+    Case("bn_train_batch", "BatchNorm",
+         "batch_norm_param { moving_average_fraction: 0.9 eps: 0.001 }", [(3, 2, 3, 4)],
+         phase=TRAIN),
+    Case("bn_train_2d", "BatchNorm", "batch_norm_param { moving_average_fraction: 0.5 }",
+         [(5, 3)], phase=TRAIN),
+    Case("bn_test_batchstats", "BatchNorm", "batch_norm_param { use_global_stats: false }",
+         [(4, 3, 2, 2)]),
+    # Global statistics as created (s = 0: mean = var = 0): y = x / sqrt(eps).
+    Case("bn_test_global", "BatchNorm", "batch_norm_param { eps: 0.5 }", [(2, 3, 2, 2)]),
+    Case("bn_train_global", "BatchNorm", "batch_norm_param { use_global_stats: true eps: 0.1 }",
+         [(2, 3, 4)], phase=TRAIN),
+    Case("scale_learned", "Scale",
+         'scale_param { filler { type: "uniform" min: 0.5 max: 1.5 } }', [(2, 3, 4)]),
+    Case("scale_bias_term", "Scale",
+         'scale_param { filler { type: "gaussian" } bias_term: true '
+         'bias_filler { type: "gaussian" } }', [(2, 3, 2, 2)]),
+    Case("scale_axis1_numaxes2", "Scale",
+         'scale_param { num_axes: 2 filler { type: "gaussian" } }', [(2, 3, 4, 2)]),
+    Case("scale_axis_neg2_to_end", "Scale",
+         'scale_param { axis: -2 num_axes: -1 filler { type: "gaussian" } }', [(2, 3, 4, 2)]),
+    Case("scale_scalar_bias", "Scale",
+         'scale_param { num_axes: 0 filler { type: "gaussian" } bias_term: true '
+         'bias_filler { type: "gaussian" } }', [(2, 3, 2)]),
+    Case("scale_bottom", "Scale", "", [(2, 3, 4), (3, 4)]),
+    Case("scale_bottom_axis0_bias", "Scale",
+         'scale_param { axis: 0 bias_term: true bias_filler { type: "gaussian" } }',
+         [(3, 2, 4), (3,)]),
+    Case("scale_bottom_scalar", "Scale", "", [(2, 3), ()]),
+    Case("bias_learned", "Bias", 'bias_param { filler { type: "gaussian" } }', [(2, 3, 4)]),
+    Case("bias_axis2_to_end", "Bias",
+         'bias_param { axis: 2 num_axes: -1 filler { type: "gaussian" } }', [(2, 3, 4, 5)]),
+    Case("bias_scalar", "Bias", 'bias_param { num_axes: 0 filler { type: "gaussian" } }',
+         [(2, 3)]),
+    Case("bias_bottom", "Bias", "", [(2, 3, 4), (3, 4)]),
+    Case("bias_bottom_axis0", "Bias", "bias_param { axis: 0 }", [(3, 2, 2), (3, 2)]),
+    Case("lrn_across5", "LRN", "lrn_param { local_size: 5 alpha: 0.5 beta: 0.75 }",
+         [(2, 7, 3, 3)]),
+    Case("lrn_across3_k2", "LRN", "lrn_param { local_size: 3 alpha: 0.3 beta: 0.5 k: 2 }",
+         [(2, 4, 2, 3)]),
+    Case("lrn_across7_few_channels", "LRN", "lrn_param { local_size: 7 alpha: 1 }",
+         [(1, 3, 2, 2)]),
+    Case("lrn_within3", "LRN",
+         "lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 norm_region: WITHIN_CHANNEL k: 3 }",
+         [(2, 2, 4, 5)]),
+    Case("lrn_within5_small_map", "LRN",
+         "lrn_param { local_size: 5 alpha: 2 beta: 0.6 norm_region: WITHIN_CHANNEL }",
+         [(1, 2, 3, 4)]),
+    Case("mvn_default", "MVN", "", [(2, 3, 4, 5)]),
+    Case("mvn_mean_only", "MVN", "mvn_param { normalize_variance: false }", [(2, 3, 3, 2)]),
+    Case("mvn_across", "MVN", "mvn_param { across_channels: true }", [(2, 3, 2, 3)]),
+    Case("mvn_2d_legacy_top", "MVN", "mvn_param { across_channels: true }", [(3, 5)]),
+    # Caffe's backward drops eps from the derivative of 1/(std + eps): relative error ~eps/std.
+    Case("mvn_eps_large", "MVN", "mvn_param { eps: 0.001 }", [(2, 2, 3, 3)], tolerance=1e-3),
+    Case("prelu", "PReLU", 'prelu_param { filler { type: "uniform" min: 0.05 max: 0.5 } }',
+         [(2, 3, 3, 4)]),
+    Case("prelu_shared", "PReLU", "prelu_param { channel_shared: true }", [(2, 3, 2, 2)]),
+    Case("prelu_2d", "PReLU", 'prelu_param { filler { type: "gaussian" } }', [(4, 3)]),
+    # -- fork layers
+    # SSD's Normalize: the fork's bottom gradient is exact for a shared scale, and for
+    # per-channel scales only when they are equal (constant fillers here).
+    Case("normalize_across_shared", "Normalize",
+         'norm_param { scale_filler { type: "uniform" min: 0.5 max: 1.5 } }', [(2, 3, 4, 5)]),
+    Case("normalize_across_per_channel", "Normalize",
+         'norm_param { channel_shared: false scale_filler { type: "constant" value: 0.7 } }',
+         [(2, 3, 2, 3)]),
+    Case("normalize_spatial_per_channel", "Normalize",
+         'norm_param { across_spatial: false channel_shared: false '
+         'scale_filler { type: "constant" value: 20 } }', [(2, 4, 3, 2)]),
+    Case("normalize_spatial_shared_2d", "Normalize",
+         'norm_param { across_spatial: false scale_filler { type: "uniform" min: 0.5 max: 2 } }',
+         [(3, 5)]),
+    Case("permute_nchw_nhwc", "Permute", "permute_param { order: 0 order: 2 order: 3 order: 1 }",
+         [(2, 3, 4, 5)]),
+    Case("permute_partial_order", "Permute", "permute_param { order: 3 order: 1 }", [(2, 3, 2, 4)]),
+    Case("permute_identity", "Permute", "permute_param { order: 0 order: 1 }", [(2, 3, 2)]),
+    # SegNet's Upsample (the mask from MAX pooling, disjoint windows)
+    Case("upsample_scale2", "Upsample", "upsample_param { scale: 2 }", [(2, 3, 3, 4), (2, 3, 3, 4)],
+         values=[None, pool_mask(6, 8, 2, 2)]),
+    Case("upsample_pad_out_h", "Upsample", "upsample_param { scale: 2 pad_out_h: true }",
+         [(1, 2, 3, 3), (1, 2, 3, 3)], values=[None, pool_mask(5, 6, 2, 2)]),
+    Case("upsample_h_w", "Upsample", "upsample_param { upsample_h: 7 upsample_w: 7 }",
+         [(1, 2, 3, 3), (1, 2, 3, 3)], values=[None, pool_mask(7, 7, 3, 2)]),
+    # Noh's / SegNet's BN (parameter gradients assigned, as in the forks)
+    Case("bn_learn", "BN", 'bn_param { scale_filler { type: "uniform" min: 0.5 max: 1.5 } '
+         'shift_filler { type: "gaussian" std: 1 } }', [(3, 2, 3, 4)]),
+    Case("bn_learn_fc", "BN", 'bn_param { scale_filler { type: "uniform" min: 0.5 max: 1.5 } '
+         'shift_filler { type: "constant" value: 0.001 } }', [(5, 3, 1, 1)]),
+    Case("bn_inference", "BN", 'bn_param { bn_mode: INFERENCE scale_filler { type: "uniform" '
+         'min: 0.5 max: 1.5 } shift_filler { type: "gaussian" std: 1 } }', [(2, 3, 3, 2)]),
+    Case("bn_learn_stats_tops", "BN", 'bn_param { scale_filler { type: "constant" value: 1.5 } }',
+         [(2, 2, 3, 3)], tops=3, ignored_tops=(1, 2)),
+    # py-faster-rcnn's ROIPooling (the ROIs get no gradient)
+    Case("roi_pooling", "ROIPooling",
+         "roi_pooling_param { pooled_h: 3 pooled_w: 2 spatial_scale: 0.125 }",
+         [(2, 3, 7, 8), (4, 5)], values=[None, rois([[0, 2, 3, 40, 30], [1, 0, 0, 63, 47],
+                                                     [0, 17.5, 8, 18, 9], [1, -10, 20, 30, 100]])]),
+    Case("roi_pooling_overlapping_bins", "ROIPooling",
+         "roi_pooling_param { pooled_h: 4 pooled_w: 4 spatial_scale: 1 }", [(1, 2, 6, 6), (2, 5)],
+         values=[None, rois([[0, 1, 1, 3, 4], [0, 0, 0, 5, 5]])]),
+    # DeepLab's / PSPNet's Interp
+    Case("interp_zoom3", "Interp", "interp_param { zoom_factor: 3 }", [(2, 2, 3, 4)]),
+    Case("interp_shrink_cropped", "Interp",
+         "interp_param { shrink_factor: 2 pad_beg: -1 pad_end: -1 }", [(1, 2, 7, 8)]),
+    Case("interp_height_width", "Interp", "interp_param { height: 5 width: 2 }", [(1, 2, 3, 4)]),
+    Case("interp_second_bottom", "Interp", "", [(1, 2, 3, 4), (1, 1, 6, 7)]),
+    Case("interp_shrink_zoom", "Interp", "interp_param { shrink_factor: 2 zoom_factor: 2 }",
+         [(1, 2, 5, 6)]),
+    Case("interp_same_size", "Interp", "interp_param { height: 3 width: 4 }", [(1, 2, 3, 4)]),
+    Case("relu6", "ReLU6", "", [(2, 3, 4, 5)], values=[relu6_inputs]),
+    Case("relu6_leaky", "ReLU6", "relu6_param { negative_slope: 0.1 }", [(2, 3, 5)],
+         values=[relu6_inputs]),
+    Case("shuffle_channel_g3", "ShuffleChannel", "shuffle_channel_param { group: 3 }",
+         [(2, 6, 2, 3)]),
+    Case("depthwise_conv", "DepthwiseConvolution",
+         conv("num_output: 3 group: 3 kernel_size: 3 pad: 1 stride: 2"), [(2, 3, 5, 6)]),
+    Case("dropout_scale_train_false_train", "Dropout",
+         "dropout_param { dropout_ratio: 0.3 scale_train: false }", [(2, 3, 4)], phase=TRAIN),
+    Case("dropout_scale_train_false_test", "Dropout",
+         "dropout_param { dropout_ratio: 0.3 scale_train: false }", [(2, 3, 4)]),
+    Case("dropout_sample_weights_test", "Dropout",
+         "dropout_param { dropout_ratio: 0.4 sample_weights_test: true }", [(2, 5)]),
+    Case("softmax_loss_segnet_class_weighting", "SoftmaxWithLoss",
+         "loss_param { weight_by_label_freqs: true class_weighting: 0.5 class_weighting: 2 "
+         "class_weighting: 1.5 ignore_label: 1 }", [(2, 3, 2, 2), (2, 1, 2, 2)],
+         values=[None, labels(3, ignore=1)]),
+    Case("pool_max_ceil_mode_false", "Pooling",
+         "pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 ceil_mode: false }",
+         [(1, 2, 6, 6)]),
 ]
 
 
@@ -362,12 +652,13 @@ def _case_id(case):
     return case.id
 
 
+@pytest.mark.usefixtures("each_engine")
 @pytest.mark.parametrize("case", CONFIGS, ids=_case_id)
 def test_layer_gradient(case):
     assert case.type in LAYERS, f"layer type {case.type!r} is not registered"
     report = check_gradients(case.layer_text(), case.shapes, case.values, phase=case.phase,
                              tolerance=case.tolerance, ignored_tops=case.ignored_tops,
-                             grad_scale=case.grad_scale)
+                             grad_scale=case.grad_scale, check_bottoms=case.check_bottoms)
     assert report.checked > 0 or case.type == "Silence"
 
 
@@ -379,9 +670,26 @@ IN_PLACE = [
     ("relu_leaky", "ReLU", "relu_param { negative_slope: 0.1 }", TEST),
     ("dropout_test", "Dropout", "", TEST),
     ("dropout_train", "Dropout", "dropout_param { dropout_ratio: 0.3 }", TRAIN),
+    ("elu", "ELU", "", TEST),
+    ("elu_alpha05", "ELU", "elu_param { alpha: 0.5 }", TEST),
+    ("exp", "Exp", "exp_param { base: 2 scale: 0.5 shift: -1 }", TEST),
+    ("swish", "Swish", "swish_param { beta: 1.5 }", TEST),
+    ("batchnorm_train", "BatchNorm", "", TRAIN),
+    ("batchnorm_test", "BatchNorm", "batch_norm_param { use_global_stats: false }", TEST),
+    ("scale_bias", "Scale",
+     'scale_param { filler { type: "gaussian" } bias_term: true bias_filler { type: "gaussian" } }',
+     TEST),
+    ("bias", "Bias", 'bias_param { filler { type: "gaussian" } }', TEST),
+    ("prelu", "PReLU", 'prelu_param { filler { type: "gaussian" } }', TEST),
+    # fork layers that DeconvNet, SegNet and MobileNet-v2 ports run in place
+    ("relu6", "ReLU6", "", TEST),
+    ("bn_learn", "BN", 'bn_param { scale_filler { type: "constant" value: 2 } }', TEST),
+    ("bn_inference", "BN", 'bn_param { bn_mode: INFERENCE scale_filler { type: "constant" value: 2 } '
+     'shift_filler { type: "constant" value: 0.5 } }', TEST),
 ]
 
 
+@pytest.mark.usefixtures("each_engine")
 @pytest.mark.parametrize("type_name,text,phase", [c[1:] for c in IN_PLACE],
                          ids=[c[0] for c in IN_PLACE])
 def test_in_place_matches_out_of_place(type_name, text, phase):

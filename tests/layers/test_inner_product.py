@@ -17,6 +17,7 @@ def layer_param(text):
     return parse_text(text, caffe_pb2.LayerParameter, "<test>")
 
 
+@pytest.mark.usefixtures("each_engine")
 @pytest.mark.parametrize("case", ["ip_4d", "ip_axis2", "ip_transpose"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_golden(case, dtype):

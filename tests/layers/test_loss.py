@@ -12,6 +12,7 @@ def layer(text):
     return parse_text(text, caffe_pb2.LayerParameter, "<test>")
 
 
+@pytest.mark.usefixtures("each_engine")
 @pytest.mark.parametrize("case, n_diffs", [
     ("euclidean_loss", 2), ("sce_loss_w2", 1), ("contrastive", 2), ("contrastive_legacy", 2),
 ])

@@ -21,6 +21,7 @@ GOLDEN = ["pool_max_k2s2_mask", "pool_max_k3s2_7x8", "pool_max_k2s2_7x7", "pool_
           "pool_max_k3s3p1_clip", "pool_ave_k3s2p1", "pool_global_ave"]
 
 
+@pytest.mark.usefixtures("each_engine")
 @pytest.mark.parametrize("case_name", GOLDEN)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_golden(case_name, dtype):
@@ -40,6 +41,7 @@ def test_golden(case_name, dtype):
     assert_close(bottom[0].diff, case.npz["diff/x"], case.tol["backward"], "diff/x")
 
 
+@pytest.mark.usefixtures("each_engine")
 def test_golden_ties_first_maximum_wins():
     """Integer-valued input: ties are resolved as Caffe's strict '>' row-major scan does."""
     case = Case("pool_max_k2s2_mask")

@@ -8,6 +8,9 @@ import pytest
 
 from caffe_cae.layers.neuron import sigmoid
 
+# the fast engine's sigmoid; the reference engine's uses NumPy's tanh (see sigmoid_reference)
+pytestmark = pytest.mark.usefixtures("fast_engine")
+
 
 def caffe_sigmoid(x: np.ndarray) -> np.ndarray:
     tanh = np.frompyfunc(math.tanh, 1, 1)

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import caffe_cae
 from caffe_cae.errors import CaffeCaeError
 from caffe_cae.prototxt import parse_text
 from caffe_cae.proto import caffe_pb2
@@ -12,6 +13,7 @@ def layer(text):
     return parse_text(text, caffe_pb2.LayerParameter, "<test>")
 
 
+@pytest.mark.usefixtures("each_engine")
 @pytest.mark.parametrize("case", ["softmax_loss", "softmax_loss_spatial", "accuracy"])
 def test_golden_softmax_loss(case):
     *_, checked = check_golden_layer(case, "loss")
@@ -56,17 +58,32 @@ def test_normalization_modes_with_ignore_label(loss_param, divisor):
     np.testing.assert_allclose(bottom[0].diff, grad, atol=1e-12)
 
 
-def test_prob_top_and_axis():
+def test_axis_last():
     rng = np.random.default_rng(4)
     scores = rng.standard_normal((3, 2, 5))
     labels = rng.integers(0, 5, (3, 2)).astype(np.float64)
-    text = 'type: "SoftmaxWithLoss" bottom: "s" bottom: "t" top: "loss" top: "prob" softmax_param { axis: -1 }'
+    text = 'type: "SoftmaxWithLoss" bottom: "s" bottom: "t" top: "loss" softmax_param { axis: -1 }'
     lay, bottom, top = build(layer(text), [scores, labels], dtype=np.float64)
-    assert top[1].shape == (3, 2, 5)
     lay.forward(bottom, top)
-    nll, p = reference_nll(scores, labels, axis=2)
-    np.testing.assert_allclose(top[1].data, p)
+    nll, _ = reference_nll(scores, labels, axis=2)
     np.testing.assert_allclose(top[0].data, nll.sum() / 6)
+
+
+PROB_TOP_NET = """
+layer { name: "s" type: "Input" top: "s" input_param { shape { dim: 3 dim: 4 } } }
+layer { name: "t" type: "Input" top: "t" input_param { shape { dim: 3 } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "s" bottom: "t" top: "loss" top: "prob" %s }
+"""
+
+
+@pytest.mark.parametrize("weights, counts", [("", r"\(2 vs\. 1\)"),
+                                             ("loss_weight: 1 loss_weight: 0", r"\(1 vs\. 2\)")])
+def test_prob_top_is_refused_as_in_caffe(weights, counts):
+    """BVLC Caffe cannot set up a SoftmaxWithLoss with a second top (golden_bvlc README)."""
+    net = parse_text(PROB_TOP_NET % weights, caffe_pb2.NetParameter, "<test>")
+    with pytest.raises(CaffeCaeError, match=r"layer 'loss' \(SoftmaxWithLoss\): Check failed: "
+                                            r"top.size\(\) == num_loss_weights " + counts):
+        caffe_cae.Net(net)
 
 
 def test_gradient_check_loss():

@@ -42,6 +42,7 @@ def _noh_pipeline(noh, dtype=np.float32):
     return (pool, pb, pt), (with_mask, wb, wt), (no_mask, nb, nt)
 
 
+@pytest.mark.usefixtures("each_engine")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_noh_fork_forward_and_backward(noh, dtype):
     (pool, pb, pt), (with_mask, wb, wt), (no_mask, nb, nt) = _noh_pipeline(noh, dtype)

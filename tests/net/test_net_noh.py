@@ -1,6 +1,7 @@
 """A file from Noh's Caffe fork (V1 syntax, UNPOOLING) runs directly and matches the fork's
 recorded outputs, pooling switches and gradients (tests/data/golden_noh)."""
 import numpy as np
+import pytest
 
 import caffe_cae
 from tests.helpers.golden import assert_close
@@ -9,6 +10,7 @@ from tests.helpers.paths import GOLDEN_NOH
 TOL = {"rtol": 1e-5, "atol": 1e-6, "atol_rel_max": 1e-6}
 
 
+@pytest.mark.usefixtures("each_engine")
 def test_unpool_test_net_forward_and_backward():
     folder = GOLDEN_NOH / "unpool_test"
     expected = dict(np.load(folder / "unpool_test_results.npz"))

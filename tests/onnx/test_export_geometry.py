@@ -72,3 +72,40 @@ def test_pooling_with_windows_outside_the_input_is_refused_at_export():
     assert net.blobs["p"].shape == (2, 3, 3, 3)
     with pytest.raises(CaffeCaeError, match=r"layer 'p' \(Pooling\): ONNX export: .*outside"):
         export_net(net)
+
+
+def _reshape_net(shape_text, extra=""):
+    return Net(parse_text(INPUT % (4, 4) + 'layer { name: "rs" type: "Reshape" bottom: "data" top: "rs" '
+                          f'reshape_param {{ shape {{ {shape_text} }} {extra} }} }}',
+                          caffe_pb2.NetParameter, "review"), phase=caffe_pb2.TEST, seed=0)
+
+
+@pytest.mark.parametrize("shape_text,extra", [
+    ("dim: 2 dim: -1", ""),                      # fixed first dim: the batch goes into axis 1
+    ("dim: 1", "axis: 0 num_axes: 0"),           # a leading 1: the batch moves to axis 1
+    ("dim: -1", "axis: 0 num_axes: 0"),          # ... and an inferred axis besides (Shape op)
+    ("dim: -1 dim: 2", "axis: 1"),               # the batch copied, the rest inferred
+    ("dim: 0 dim: 3 dim: -1", ""),
+])
+def test_reshape_follows_caffe_at_another_batch(shape_text, extra):
+    """Exported at batch 2, run at batch 4: a fixed dim stays fixed, only copied (0, or outside
+    the reshaped span) and inferred (-1) dims follow the batch, as Caffe computes them."""
+    net = _reshape_net(shape_text, extra)
+    model = export_net(net)
+    feeds = {"data": np.random.default_rng(0).standard_normal((4, 3, 4, 4)).astype(np.float32)}
+    net.forward(**feeds)
+    (value,) = make_session(model, "cpu").run(["rs"], feeds)
+    assert value.shape == net.blobs["rs"].shape
+    np.testing.assert_array_equal(value, net.blobs["rs"].data)
+
+
+def test_reshape_to_fixed_dims_refuses_another_batch_like_caffe():
+    from caffe_cae.errors import CaffeCaeError
+
+    net = _reshape_net("dim: 2 dim: 48")
+    session = make_session(export_net(net), "cpu")
+    data = np.zeros((4, 3, 4, 4), np.float32)
+    with pytest.raises(CaffeCaeError, match="count"):
+        net.forward(data=data)
+    with pytest.raises(Exception, match="(?i)reshape|shape"):
+        session.run(None, {"data": data})

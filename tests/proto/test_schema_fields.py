@@ -232,10 +232,22 @@ def test_every_bvlc_field_is_ours_unchanged(name):
         assert ours.get(field) == expected, f"{name}.{field}"
 
 
+#: BVLC messages that also carry other forks' fields, each at 10000 (20000 for a second fork on
+#: the same number) + the fork's own number (see the .proto header).
+FORK_EXTENDED = {"PoolingParameter", "LossParameter", "DropoutParameter", "TransformationParameter"}
+
+
 @pytest.mark.parametrize("name", sorted(set(BVLC) - {"ImageDataParameter", "LayerParameter",
-                                                    "V1LayerParameter"}))
+                                                    "V1LayerParameter"} - FORK_EXTENDED))
 def test_no_extra_fields_where_bvlc_has_none(name):
     assert len(_message(name).fields) == len(BVLC[name].split()), name
+
+
+@pytest.mark.parametrize("name", sorted(FORK_EXTENDED))
+def test_fork_fields_in_bvlc_messages_are_numbered_past_10000(name):
+    bvlc = {int(e.split("=")[1].split(":")[0]) for e in BVLC[name].split()}
+    extra = {f.number for f in _message(name).fields} - bvlc
+    assert extra and all(n > 10000 for n in extra)
 
 
 @pytest.mark.parametrize("name", sorted(ENUMS))

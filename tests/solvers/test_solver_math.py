@@ -9,7 +9,7 @@ import pytest
 from caffe_cae import prototxt
 from caffe_cae.solvers import SOLVER_CLASSES
 from tests.solvers.fake_net import TinyAutoencoderNet
-from tests.solvers.golden_cases import (SMALL_CASES, assert_close, load, loss_tolerance,
+from tests.solvers.golden_cases import (TINY_NET_CASES, assert_close, load, loss_tolerance,
                                       params_with_prefix, tolerance)
 
 
@@ -23,7 +23,7 @@ def net_params(net):
     return {(name, i): b.data.copy() for name, blobs in net.params.items() for i, b in enumerate(blobs)}
 
 
-@pytest.mark.parametrize("case", SMALL_CASES)
+@pytest.mark.parametrize("case", TINY_NET_CASES)
 def test_fake_net_reproduces_caffe_gradients(case):
     folder, case_json, info, data = load(case)
     net = TinyAutoencoderNet(folder)
@@ -33,7 +33,7 @@ def test_fake_net_reproduces_caffe_gradients(case):
         assert_close(net.params[layer][i].diff, golden, (1e-4, 1e-6, 1e-5), f"grad_iter0/{layer}/{i}")
 
 
-@pytest.mark.parametrize("case", SMALL_CASES)
+@pytest.mark.parametrize("case", TINY_NET_CASES)
 def test_training_matches_caffe(case):
     folder, case_json, info, data = load(case)
     solver = make_solver(folder)
@@ -60,7 +60,7 @@ def test_training_matches_caffe(case):
         assert_close(mine, golden, final_tol, f"state/history/{i}")
 
 
-@pytest.mark.parametrize("case", SMALL_CASES)
+@pytest.mark.parametrize("case", TINY_NET_CASES)
 def test_resume_from_caffe_snapshot(case, monkeypatch):
     folder, case_json, info, data = load(case)
     monkeypatch.chdir(folder)  # learned_net is relative, as Caffe wrote it

@@ -136,7 +136,7 @@ CASES = [
     ("train solver_no_net.prototxt", "solver_no_net.prototxt: net 'nonet.prototxt': no such net file"),
     ("train solver_step.prototxt", "solver_step.prototxt: lr_policy 'step' needs stepsize > 0"),
     ("train solver_no_folder.prototxt", "Cannot write to snapshot prefix 'nofolder/snap'"),
-    ("train solver.prototxt --iterations -1", "--iterations must be >= 0 (got -1)"),
+    ("train solver.prototxt --iterations -1", "--iterations must be 0..2147483647, Caffe's int (got -1)"),
     ("train solver.prototxt --snapshot missing.solverstate", "missing.solverstate: no such solverstate file"),
     ("train solver.prototxt --snapshot tiny.caffemodel", "tiny.caffemodel: not a solverstate"),
     ("train solver.prototxt --weights tiny.prototxt", "tiny.prototxt: not a binary caffemodel"),

@@ -376,3 +376,15 @@ def test_an_iteration_counter_at_int_max(seeded, run_cli):
         solver.step(1)
     assert "--iterations must be 0..2147483647" in one_error(run_cli, "train", "solver.prototxt", "--iterations",
                                                               str(2**31))
+
+
+def test_a_truncated_lmdb_is_refused_not_a_crash():
+    """LMDB maps its file: reading a truncated copy past its end kills the process (SIGBUS).
+    Run in a forked child, so that a crash fails this test instead of the suite."""
+    from caffe_cae.testing import fuzz
+    from caffe_cae.testing.fuzz.corpus import seed_files
+
+    files = dict(seed_files())
+    files["lmdb/data.mdb"] = files["lmdb/data.mdb"][: len(files["lmdb/data.mdb"]) // 2]
+    outcome = fuzz.run_case(fuzz.Case("lmdb/data.mdb", "truncated to half", "Net(lmdb) forward_backward"), files)
+    assert outcome.kind == "error" and "a truncated or corrupt copy" in outcome.detail, outcome

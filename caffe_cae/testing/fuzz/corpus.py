@@ -62,6 +62,14 @@ snapshot_prefix: "snap"
 random_seed: 1
 """
 
+#: a Data layer reading an LMDB of Datums, with a mean file
+LMDB_NET = """name: "tiny_lmdb"
+layer { name: "data" type: "Data" top: "data" top: "label" transform_param { mean_file: "mean.binaryproto" scale: 0.0039 }
+  data_param { source: "lmdb" batch_size: 4 backend: LMDB } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 3 } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+"""
+
 #: a V1 (``layers {}``) net, what ``migrate`` upgrades
 LEGACY_NET = f"""name: "legacy"
 input: "data"
@@ -113,14 +121,14 @@ def seed_files() -> dict[str, bytes]:
         "solver.prototxt": SOLVER.encode(), "legacy.prototxt": LEGACY_NET.encode(),
         "train.txt": b"data.h5\n", "test.txt": b"data.h5\n",
         "data.h5": hdf5_from_arrays(data_arrays()),
+        "lmdb.prototxt": LMDB_NET.encode(),
+        **lmdb_files(),
     }
     cwd = os.getcwd()
     with tempfile.TemporaryDirectory() as tmp, quiet_loggers("caffe_cae"):
         try:
             os.chdir(tmp)
-            for name, content in files.items():
-                with open(name, "wb") as f:
-                    f.write(content)
+            write_files(".", files)
             solver = get_solver("solver.prototxt")
             solver.step(2)
             solver.snapshot()
@@ -142,9 +150,32 @@ def seed_files() -> dict[str, bytes]:
     return files
 
 
+def lmdb_files(rows: int = 12) -> dict[str, bytes]:
+    """``lmdb/data.mdb`` (raw uint8 Datums 1 x 8 x 8, labels 0..2) and its mean file."""
+    import lmdb
+
+    from caffe_cae.proto import caffe_pb2
+
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (rows, 1, SIDE, SIDE), dtype=np.uint8)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = lmdb.open(os.path.join(tmp, "db"), map_size=1 << 22, subdir=True)
+        with env.begin(write=True) as txn:
+            for i, image in enumerate(images):
+                datum = caffe_pb2.Datum(channels=1, height=SIDE, width=SIDE, data=image.tobytes(), label=i % 3)
+                txn.put(b"%08d" % i, datum.SerializeToString())
+        env.close()
+        with open(os.path.join(tmp, "db", "data.mdb"), "rb") as f:
+            data = f.read()
+    mean = caffe_pb2.BlobProto(num=1, channels=1, height=SIDE, width=SIDE)
+    mean.data.extend(images.mean(axis=0).ravel().astype(np.float32).tolist())
+    return {"lmdb/data.mdb": data, "mean.binaryproto": mean.SerializeToString()}
+
+
 def write_files(folder: str, files: dict[str, bytes]) -> None:
     for name, content in files.items():
         path = os.path.join(folder, name)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with open(path, "wb") as f:
             f.write(content)
 

@@ -72,6 +72,8 @@ def mutators_for(name: str):
         return [mutate.binary_structure(caffe_pb2.NetParameter)] * 4 + mutate.BYTE_MUTATORS
     if name.endswith(".solverstate"):
         return [mutate.binary_structure(caffe_pb2.SolverState)] * 4 + mutate.BYTE_MUTATORS
+    if name.endswith(".binaryproto"):
+        return [mutate.binary_structure(caffe_pb2.BlobProto)] * 3 + mutate.BYTE_MUTATORS
     if name.endswith(".onnx"):
         import onnx
 
@@ -137,7 +139,8 @@ def _judge_message(message: str, case: Case) -> Outcome:
     if len(lines) != 1:
         return Outcome("raw", f"error of {len(lines)} lines: {message[:300]}")
     text = lines[0]
-    named = ("layer '" in text or "blob '" in text or any(name in text for name in seed_files()))
+    named = ("layer '" in text or "blob '" in text or "LMDB '" in text
+             or any(name in text for name in seed_files()))
     if not (_LOCATION.match(text) or named):
         return Outcome("raw", f"error without a location: {text[:300]}")
     return Outcome("error", text[:300])

@@ -43,6 +43,14 @@ def _shapes(path):
     params.count_params(path)
 
 
+def _net_lmdb():
+    from caffe_cae import TRAIN, Net
+
+    net = Net("lmdb.prototxt", TRAIN, seed=1)
+    for _ in range(4):  # past the end of the 12 records: the cursor wraps
+        net.forward_backward()
+
+
 def _copy_from(weights, net="deploy.prototxt"):
     from caffe_cae import TEST, Net
 
@@ -164,6 +172,18 @@ TARGETS: dict[str, list[Target]] = {
     ],
     "model.onnx": [
         _cli("infer", "model.onnx", "--input", "data.h5", "-o", "out.h5", "--device", "cpu"),
+    ],
+    "lmdb.prototxt": [
+        _lib("Net(lmdb) forward_backward", _net_lmdb),
+        _cli("params", "lmdb.prototxt"),
+    ],
+    "lmdb/data.mdb": [
+        _lib("Net(lmdb) forward_backward", _net_lmdb),
+        _cli("params", "lmdb.prototxt"),
+        _cli("compute_image_mean", "lmdb", "out.binaryproto"),
+    ],
+    "mean.binaryproto": [
+        _lib("Net(lmdb) forward_backward", _net_lmdb),
     ],
     "codes.h5": [
         _lib("read_codes + evaluate_codes", _evaluate),

@@ -151,11 +151,61 @@ def open_hdf5(path: str | os.PathLike, what: str = "HDF5 file"):
     if os.path.isdir(path):
         raise CaffeCaeError(f"{path}: is a directory, expected an {what}")
     try:
-        return h5py.File(path, "r")
+        handle = h5py.File(path, "r")
     except FileNotFoundError:
         raise CaffeCaeError(f"{path}: no such file") from None
     except OSError as err:
         raise CaffeCaeError(f"{path}: not an {what} ({one_line(err)})") from None
+    try:
+        probe_hdf5(path, what)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+#: how long the HDF5 library may take to read a file's structure (every object and attribute)
+HDF5_PROBE_SECONDS = 10.0
+
+
+def probe_hdf5(path: str | os.PathLike, what: str = "HDF5 file", timeout: float = HDF5_PROBE_SECONDS) -> None:
+    """Read the file's whole structure in a forked child first: the HDF5 library loops forever
+    or crashes on some corrupt files, in C code that no signal interrupts.  A child that does
+    not finish in ``timeout`` seconds, or dies, makes the file one error; the caller then reads
+    it knowing the library returns.  (No fork, as on Windows: no probe.)"""
+    import signal
+    import time
+
+    from caffe_cae.errors import CaffeCaeError
+
+    if not hasattr(os, "fork"):
+        return
+    pid = os.fork()
+    if pid == 0:  # the child: walk, then leave without any cleanup of the parent's state
+        status = 0
+        try:
+            import h5py
+
+            with h5py.File(path, "r") as handle:
+                dict(handle.attrs)
+                handle.visititems(lambda name, obj: dict(obj.attrs) and None)
+        except BaseException:  # noqa: BLE001 - an error the parent meets and reports itself
+            status = 1
+        os._exit(status)
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise CaffeCaeError(f"{path}: the HDF5 library does not finish reading this {what}'s structure "
+                                f"(over {timeout:g} s): a corrupt file")
+        time.sleep(0.002)
+    if os.WIFSIGNALED(status):
+        raise CaffeCaeError(f"{path}: the HDF5 library crashes reading this {what} "
+                            f"({signal.Signals(os.WTERMSIG(status)).name}): a corrupt file")
 
 
 def one_line(err: BaseException) -> str:

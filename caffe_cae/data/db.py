@@ -114,7 +114,9 @@ class Cursor:
 
     def where(self) -> str:
         """'record 3 (key '00000003_cat.jpg') of LMDB 'train_lmdb'' for messages."""
-        key = self.key.decode("utf-8", "replace")
+        key = self.key.decode("utf-8", "backslashreplace")
+        if not key.isprintable() or len(key) > 80:  # a corrupt key: one line, of a readable length
+            key = repr(self.key[:80])[2:-1] + ("..." if len(self.key) > 80 else "")
         return f"record {self.index} (key '{key}') of {self.kind} '{self.path}'"
 
     @property

@@ -128,6 +128,7 @@ class HDF5DataLayer(RandomLayerMixin, Layer):
     def _load(self, path: str, shuffle_rows: bool = True) -> None:
         import h5py  # imported lazily: only HDF5 nets need it
 
+        from caffe_cae.fileio import probe_hdf5
         from caffe_cae.hdf5io import hdf5_errors, read_dataset
 
         log.info("Loading HDF5 file: %s", path)
@@ -140,6 +141,11 @@ class HDF5DataLayer(RandomLayerMixin, Layer):
             h5 = h5py.File(path, "r")
         except OSError as err:
             raise self.error(f"Failed opening HDF5 file '{path}': {' '.join(str(err).split())}") from None
+        try:
+            probe_hdf5(path, "HDF5 data file")  # the HDF5 library hangs on some corrupt files
+        except CaffeCaeError as err:
+            h5.close()
+            raise self.error(str(err)) from None
         try:
             with h5, hdf5_errors(path):
                 arrays = []
@@ -179,17 +185,27 @@ class HDF5DataLayer(RandomLayerMixin, Layer):
         """The first listed file's dataset shapes (nothing loaded)."""
         import h5py
 
+        from caffe_cae.fileio import probe_hdf5
+        from caffe_cae.hdf5io import hdf5_errors
+
         p = self.param.hdf5_data_param
         path = read_list_file(self, p.source)[0]
+        if os.path.isdir(path) or not os.path.exists(path):
+            raise self.error(f"Failed opening HDF5 file '{path}': {'is a directory' if os.path.isdir(path) else 'no such file'}")
         try:
             with h5py.File(path, "r") as h5:
+                probe_hdf5(path, "HDF5 data file")
                 rows = []
-                for name in self.param.top:
-                    if name not in h5 or not isinstance(h5[name], h5py.Dataset):
-                        raise self.error(f"Failed to find HDF5 dataset '{name}' in '{path}'")
-                    rows.append(tuple(h5[name].shape[1:]))
+                with hdf5_errors(path, "HDF5 data file"):
+                    for name in self.param.top:
+                        if name not in h5 or not isinstance(h5[name], h5py.Dataset) or not h5[name].shape:
+                            raise self.error(f"Failed to find HDF5 dataset '{name}' (with one row per sample) in "
+                                             f"'{path}'")
+                        rows.append(tuple(int(d) for d in h5[name].shape[1:]))
         except OSError as err:
             raise self.error(f"Failed opening HDF5 file '{path}': {' '.join(str(err).split())}") from None
+        except CaffeCaeError as err:
+            raise (err if str(err).startswith("layer '") else self.error(str(err))) from None
         return [(int(p.batch_size), *row) for row in rows]
 
     def next_rows(self, tops: list[np.ndarray]) -> list[tuple[int, int]]:

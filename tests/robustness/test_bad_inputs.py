@@ -388,3 +388,38 @@ def test_a_truncated_lmdb_is_refused_not_a_crash():
     files["lmdb/data.mdb"] = files["lmdb/data.mdb"][: len(files["lmdb/data.mdb"]) // 2]
     outcome = fuzz.run_case(fuzz.Case("lmdb/data.mdb", "truncated to half", "Net(lmdb) forward_backward"), files)
     assert outcome.kind == "error" and "a truncated or corrupt copy" in outcome.detail, outcome
+
+
+def test_an_hdf5_file_the_library_loops_on_is_one_error(tmp_path, monkeypatch):
+    """libhdf5 never returns from this file's attributes, in C code: the structure is read in a
+    forked child first, with a time limit."""
+    from caffe_cae import fileio
+    from tests.helpers.paths import FIXTURES
+
+    monkeypatch.setattr(fileio, "HDF5_PROBE_SECONDS", 2.0)
+    monkeypatch.setattr(fileio.probe_hdf5, "__defaults__", ("HDF5 file", 2.0))
+    start = time.perf_counter()
+    with pytest.raises(CaffeCaeError, match=r"codes_attribute_loop.h5: the HDF5 library does not finish reading"):
+        evaluate.read_codes(FIXTURES / "corrupt" / "codes_attribute_loop.h5")
+    assert time.perf_counter() - start < 15
+
+
+def test_the_hdf5_probe_reports_a_crash(seeded, monkeypatch):
+    import os
+    import signal
+
+    import h5py
+
+    from caffe_cae import fileio
+
+    real = h5py.File
+
+    def crash_in_the_child(path, mode="r", *args, **kwargs):
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)  # as a crash would end it (no faulthandler dump)
+        return real(path, mode, *args, **kwargs)
+
+    parent = os.getpid()
+    monkeypatch.setattr(h5py, "File", crash_in_the_child)
+    with pytest.raises(CaffeCaeError, match=r"data.h5: the HDF5 library crashes reading this HDF5 file \(SIGSEGV\)"):
+        fileio.open_hdf5("data.h5")

@@ -69,7 +69,7 @@ _STRING = re.compile(rb'"[^"\n]*"')
 
 
 #: fields whose size is work asked for (a long test is a long run, not a hang): small values only
-_WORK_FIELDS = (b"test_iter", b"max_iter", b"iter_size", b"display", b"average_loss")
+_WORK_FIELDS = (b"test_iter", b"max_iter", b"iter_size", b"display", b"average_loss", b"batch_size")
 
 
 def replace_number(rng: random.Random, data: bytes) -> Mutant:

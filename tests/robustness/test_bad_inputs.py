@@ -421,5 +421,5 @@ def test_the_hdf5_probe_reports_a_crash(seeded, monkeypatch):
 
     parent = os.getpid()
     monkeypatch.setattr(h5py, "File", crash_in_the_child)
-    with pytest.raises(CaffeCaeError, match=r"data.h5: the HDF5 library crashes reading this HDF5 file \(SIGSEGV\)"):
+    with pytest.raises(CaffeCaeError, match=r"data.h5: the HDF5 library crashes reading this HDF5 file \(SIGKILL\)"):
         fileio.open_hdf5("data.h5")

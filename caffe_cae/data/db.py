@@ -67,39 +67,12 @@ def _open_lmdb_env(path: str):
         return env
 
 
-#: LMDB's meta pages (pages 0 and 1 of data.mdb, 64-bit builds): a 16-byte page header, then
-#: mm_magic, mm_version, mm_address, mm_mapsize, two MDB_db (the first one's md_pad is the page
-#: size), mm_last_pg, mm_txnid
-_META_MAGIC, _META_AT, _PSIZE_AT, _LAST_PG_AT, _TXNID_AT = 0xBEEFC0DE, 16, 40, 136, 144
-
-
 def check_lmdb_file(path: str) -> None:
-    """Refuse an LMDB whose data file is shorter than its meta page says (a truncated copy):
-    LMDB maps the file and would read past its end, which kills the process (SIGBUS)."""
-    import struct
+    """An LMDB whose pages or values lie outside its file is one error before LMDB maps it
+    (reading past the end kills the process; :mod:`caffe_cae.data.lmdb_check`)."""
+    from caffe_cae.data.lmdb_check import check_lmdb_file as check
 
-    data = os.path.join(path, "data.mdb") if os.path.isdir(path) else path
-    try:
-        size = os.path.getsize(data)
-        with open(data, "rb") as f:
-            head = f.read(_TXNID_AT + 8)
-            if len(head) < _TXNID_AT + 8:
-                raise DbError(f"LMDB '{path}': {data} is too short ({size} bytes) to be an LMDB data file")
-            psize = struct.unpack_from("<I", head, _PSIZE_AT)[0]
-            metas = [head]
-            if 512 <= psize <= 1 << 16 and size >= psize + _TXNID_AT + 8:
-                f.seek(psize)
-                metas.append(f.read(_TXNID_AT + 8))
-    except OSError as err:
-        raise DbError(f"LMDB '{path}': cannot read ({err.strerror or err})") from None
-    valid = [m for m in metas if struct.unpack_from("<I", m, _META_AT)[0] == _META_MAGIC]
-    if not valid or not 512 <= psize <= 1 << 16 or psize & (psize - 1):
-        raise DbError(f"LMDB '{path}': {data} is not an LMDB data file (no valid meta page)")
-    meta = max(valid, key=lambda m: struct.unpack_from("<Q", m, _TXNID_AT)[0])
-    last_page = struct.unpack_from("<Q", meta, _LAST_PG_AT)[0]
-    if (last_page + 1) * psize > size:
-        raise DbError(f"LMDB '{path}': {data} holds {size} bytes but its meta page names page {last_page} "
-                      f"({(last_page + 1) * psize} bytes): a truncated or corrupt copy")
+    check(path, DbError)
 
 
 class Cursor:

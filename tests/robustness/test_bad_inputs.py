@@ -423,3 +423,21 @@ def test_the_hdf5_probe_reports_a_crash(seeded, monkeypatch):
     monkeypatch.setattr(h5py, "File", crash_in_the_child)
     with pytest.raises(CaffeCaeError, match=r"data.h5: the HDF5 library crashes reading this HDF5 file \(SIGKILL\)"):
         fileio.open_hdf5("data.h5")
+
+
+def test_an_lmdb_value_size_past_the_file_is_refused_not_a_crash():
+    """A flipped byte in a record's size made LMDB copy past the end of its mapped file (SIGBUS)."""
+    import struct
+
+    from caffe_cae.testing import fuzz
+    from caffe_cae.testing.fuzz.corpus import seed_files
+
+    files = dict(seed_files())
+    data = bytearray(files["lmdb/data.mdb"])
+    psize = struct.unpack_from("<I", data, 40)[0]
+    root = struct.unpack_from("<Q", data, 128)[0]  # the main DB's root: a leaf for 12 records
+    first_node = struct.unpack_from("<H", data, root * psize + 16)[0]
+    struct.pack_into("<HH", data, root * psize + first_node, 0xFFFF, 0x00FF)  # a 16 MB value
+    files["lmdb/data.mdb"] = bytes(data)
+    outcome = fuzz.run_case(fuzz.Case("lmdb/data.mdb", "a record's size", "Net(lmdb) forward_backward"), files)
+    assert outcome.kind == "error" and "is corrupt (a value of page" in outcome.detail, outcome

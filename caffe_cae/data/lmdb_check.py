@@ -29,17 +29,19 @@ _PSIZE_AT, _ROOT_AT, _LAST_PG_AT, _TXNID_AT, _MAGIC_AT = 40, 128, 136, 144, 16
 
 
 def check_lmdb_file(path: str, error=CaffeCaeError) -> None:
-    """Raise ``error`` (naming ``path``) unless the LMDB's pages and values lie inside its file."""
+    """Raise ``error`` (naming ``path``) unless the LMDB's pages and values lie inside its file.
+
+    A missing file or one without a valid meta page is left to LMDB, which refuses it itself
+    (``MDB_INVALID``) before it maps anything."""
     data = os.path.join(path, "data.mdb") if os.path.isdir(path) else path
     try:
         size = os.path.getsize(data)
-        with open(data, "rb") as handle:
-            if size < _TXNID_AT + 8:
-                raise error(f"LMDB '{path}': {data} is too short ({size} bytes) to be an LMDB data file")
-            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as pages:
-                _check(pages, size, path, data, error)
-    except OSError as err:
-        raise error(f"LMDB '{path}': cannot read {data} ({err.strerror or err})") from None
+        if size < _TXNID_AT + 8:
+            return
+        with open(data, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as pages:
+            _check(pages, size, path, data, error)
+    except OSError:
+        return  # LMDB's own open says what is wrong
 
 
 def _check(pages, size: int, path: str, data: str, error) -> None:
@@ -47,12 +49,10 @@ def _check(pages, size: int, path: str, data: str, error) -> None:
         return error(f"LMDB '{path}': {data} is corrupt ({what})")
 
     psize = struct.unpack_from("<I", pages, _PSIZE_AT)[0]
-    if not 512 <= psize <= 1 << 16 or psize & (psize - 1):
-        raise error(f"LMDB '{path}': {data} is not an LMDB data file (no valid meta page)")
+    if struct.unpack_from("<I", pages, _MAGIC_AT)[0] != META_MAGIC or not 512 <= psize <= 1 << 16 or psize & (psize - 1):
+        return  # not an LMDB meta page: LMDB refuses the file itself
     metas = [0] + ([psize] if size >= psize + _TXNID_AT + 8 else [])
     metas = [m for m in metas if struct.unpack_from("<I", pages, m + _MAGIC_AT)[0] == META_MAGIC]
-    if not metas:
-        raise error(f"LMDB '{path}': {data} is not an LMDB data file (no valid meta page)")
     meta = max(metas, key=lambda m: struct.unpack_from("<Q", pages, m + _TXNID_AT)[0])
     root, last_page = struct.unpack_from("<QQ", pages, meta + _ROOT_AT)
     if (last_page + 1) * psize > size:

@@ -435,7 +435,8 @@ def test_an_lmdb_value_size_past_the_file_is_refused_not_a_crash():
     files = dict(seed_files())
     data = bytearray(files["lmdb/data.mdb"])
     psize = struct.unpack_from("<I", data, 40)[0]
-    root = struct.unpack_from("<Q", data, 128)[0]  # the main DB's root: a leaf for 12 records
+    meta = max((0, psize), key=lambda m: struct.unpack_from("<Q", data, m + 144)[0])  # the newer meta page
+    root = struct.unpack_from("<Q", data, meta + 128)[0]  # the main DB's root: a leaf for 12 records
     first_node = struct.unpack_from("<H", data, root * psize + 16)[0]
     struct.pack_into("<HH", data, root * psize + first_node, 0xFFFF, 0x00FF)  # a 16 MB value
     files["lmdb/data.mdb"] = bytes(data)

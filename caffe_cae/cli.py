@@ -131,9 +131,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit status (Ctrl-C anywhere: one line, 130)."""
     command, debug, log_format = "", False, "plain"
     try:
-        from caffe_cae import engine
-
-        engine.current()  # a bad CAFFE_CAE_ENGINE is this command's one-line error
         parser = build_parser()
         args_list, notices = normalize_argv(list(sys.argv[1:] if argv is None else argv), parser)
         args = parser.parse_args(args_list)

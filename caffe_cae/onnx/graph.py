@@ -26,7 +26,9 @@ class GraphBuilder:
         return name
 
     def fresh(self, base: str) -> str:
-        """A tensor/node name not used yet, derived from ``base``."""
+        """A tensor/node name not used yet, derived from ``base`` (Caffe allows an empty layer
+        name; ONNX refuses an empty tensor name)."""
+        base = base or "unnamed"
         name, k = base, 1
         while name in self._names:
             name, k = f"{base}_{k}", k + 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 import sys
 
 from caffe_cae import __version__
+from caffe_cae.errors import CaffeCaeError
 
 # Order = order in --help.  Each name is a module in caffe_cae.commands.
 COMMANDS = [
@@ -131,9 +132,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit status (Ctrl-C anywhere: one line, 130)."""
     command, debug, log_format = "", False, "plain"
     try:
-        from caffe_cae import engine
-
-        engine.current()  # a bad CAFFE_CAE_ENGINE is this command's one-line error
         parser = build_parser()
         args_list, notices = normalize_argv(list(sys.argv[1:] if argv is None else argv), parser)
         args = parser.parse_args(args_list)
@@ -153,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error(command, "interrupted", log_format, kind="")
         return EXIT_INTERRUPTED
+    except CaffeCaeError as err:  # before the command runs (_run reports the command's own)
+        if debug:
+            raise
+        _error(command, _one_line(err), log_format)
+        return getattr(err, "exit_status", EXIT_USER)
     except BrokenPipeError:
         return 0
     except MemoryError as err:
@@ -161,16 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         _error(command, f"out of memory{': ' + str(err) if str(err) else ''}", log_format)
         return EXIT_MEMORY
     except Exception as err:  # noqa: BLE001 - a bug: one line, a distinct status, how to report it
-        from caffe_cae.errors import CaffeCaeError
-
-        if isinstance(err, CaffeCaeError) or debug:
+        if debug:
             raise
         _error(command, f"{type(err).__name__}: {_one_line(err)}; {REPORT}", log_format, kind="internal error")
         return EXIT_INTERNAL
 
 
 def _run(args, log_format: str) -> int:
-    from caffe_cae.errors import CaffeCaeError
     from caffe_cae.parallel import limit_threads
 
     try:

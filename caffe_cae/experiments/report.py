@@ -11,7 +11,8 @@ Input: one record (a JSON-able dict) per trained run, as :mod:`.reproduce` write
     figures: {kind: path relative to the report}
 
 Runs shorter than the paper's 50000 iterations are marked "not comparable": the losses and codes
-of a partly trained net say nothing about the paper's numbers.
+of a partly trained net say nothing about the paper's numbers.  An interim report (a sweep still
+going) also lists the unfinished runs: the iteration reached and the newest test losses.
 """
 from __future__ import annotations
 
@@ -238,14 +239,41 @@ def findings_markdown(rows: Sequence[dict]) -> str:
     return "\n".join(out) + "\n" if out else "- (no comparison possible with the models run)\n"
 
 
+def pending_markdown(pending: Sequence[dict], resume: str | None = None) -> str:
+    """Unfinished runs: the iteration reached, the newest test losses next to the paper's final ones."""
+    lines = ["| Run | Iterations reached | State | Newest test loss SCE; Eucl. (at iteration) "
+             "| Paper's final test loss SCE; Eucl. | Training min so far |",
+             "|---|---|---|---|---|---|"]
+    for p in pending:
+        latest = p.get("test_latest", {})
+        sce, l2 = latest.get("sce"), latest.get("euclidean")
+        at = f" ({(sce or l2)[0]})" if sce or l2 else ""
+        ours = _pair(sce and sce[1], l2 and l2[1]) + at
+        losses = paper.mean_losses(p["model"], p["dims"])
+        seconds = p.get("seconds")
+        lines.append(f"| {p['model']}-{p['dims']}d-run{p['run']} | {p['iter']} of {p['iters']} | {p['state']} "
+                     f"| {ours} | {_pair(*losses[1]) if losses else '-'} "
+                     f"| {_num(None if seconds is None else seconds / 60, 1)} |")
+    text = "\n".join(lines) + "\n"
+    if resume:
+        text += f"\nThey continue from their newest snapshots with: `{resume}`.\n"
+    return text
+
+
 def write_report(path: str | os.PathLike, records: Sequence[dict], settings: dict,
-                 figures: Sequence[tuple[str, str]] = (), paper_iters: int = 50000) -> str:
-    """Write ``report.md``; ``figures``: (caption, relative path) of report-level figures."""
+                 figures: Sequence[tuple[str, str]] = (), paper_iters: int = 50000,
+                 pending: Sequence[dict] = (), resume: str | None = None) -> str:
+    """Write ``report.md``; ``figures``: (caption, relative path) of report-level figures;
+    ``pending``: the state of runs not finished yet (an interim report), ``resume``: how to go on."""
     rows = summary_rows(records)
     short = sorted({r["iters"] for r in records if r["iters"] < paper_iters})
     warning = (f"**Not comparable with the paper: these runs trained {', '.join(map(str, short))} iterations, "
                f"the paper {paper_iters}.**  Losses and errors of partly trained nets are reported for "
                f"checking the pipeline only.\n") if short else ""
+    if pending:
+        warning += (f"**Interim report: {len(records)} of {len(records) + len(pending)} runs finished.**  The "
+                    "tables hold the finished runs; the others are listed under \"Runs not finished yet\" "
+                    "with the iteration they reached.\n")
     parts = [
         "# Reproduction: deep convolutional auto-encoders on MNIST\n",
         f"Paper: {paper.SOURCE}.  Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC "
@@ -267,6 +295,7 @@ def write_report(path: str | os.PathLike, records: Sequence[dict], settings: dic
         times_markdown(rows, paper_iters),
         "## Runs\n",
         runs_markdown(records),
+        *(["## Runs not finished yet\n", pending_markdown(pending, resume)] if pending else []),
         "## Training data order\n",
         SHUFFLE_NOTE,
         "## Loss during training\n",

@@ -25,7 +25,7 @@ import numpy as np
 from caffe_cae.errors import CaffeCaeError
 from caffe_cae.experiments import evaluate as evaluate_mod
 from caffe_cae.experiments import figures, mnist, protocol, report
-from caffe_cae.experiments.run import Run, run_name  # noqa: F401  (Run: the former home of the class)
+from caffe_cae.experiments.run import Run, read_json, run_name
 from caffe_cae.fileio import atomic_write_bytes, make_folder
 
 log = logging.getLogger(__name__)
@@ -185,21 +185,78 @@ def _reproduce(settings: Settings) -> pathlib.Path:
         atomic_write_bytes(gitignore, GITIGNORE.encode())
     files = mnist.prepare_mnist(settings.out / "mnist", from_dir=settings.from_dir, download=settings.download,
                                 spec=settings.spec)
+    data = f"{files.train_h5.name} / {files.test_h5.name} ({files.source})"
     runs = plan(settings)
-    outcome = sweep.execute(settings, files, runs)
+    try:
+        outcome = sweep.execute(settings, files, runs)
+    except sweep.SweepInterrupted:
+        write_sweep_report(settings, data, *collect(settings))   # what is finished so far
+        raise
     if outcome.failed:
+        write_sweep_report(settings, data, *collect(settings))
         raise CaffeCaeError("; ".join(f"{name}: {error}" for name, error in outcome.failed.items()))
-    records = [outcome.records[run_name(*key)] for key in runs]
+    return write_sweep_report(settings, data, [outcome.records[run_name(*key)] for key in runs], [])
+
+
+def report_only(settings: Settings) -> pathlib.Path:
+    """``report.md`` from the run folders as they are: finished runs in the tables, the others
+    listed with the iteration they reached.  Trains, encodes and evaluates nothing."""
+    settings.out = pathlib.Path(settings.out).resolve()
+    settings.check()
+    if not (settings.out / "runs").is_dir():
+        raise CaffeCaeError(f"{settings.out}: no runs folder; start the runs with the same command "
+                            "without --report-only")
+    source = mnist.existing_source(settings.out / "mnist")
+    data = f"mnist_train.h5 / mnist_test.h5 ({source})" if source else "not in this folder (report only)"
+    return write_sweep_report(settings, data, *collect(settings))
+
+
+def collect(settings: Settings) -> tuple[list[dict], list[dict]]:
+    """From the run folders on disk: the records of finished runs, and the state of the others."""
+    finished, pending = [], []
+    for key in plan(settings):
+        run = Run(settings, None, *key)
+        record = read_json(run.result_path)
+        if record and record.get("iters") == settings.iters:
+            finished.append(record)
+        else:
+            pending.append(pending_state(run))
+    return finished, pending
+
+
+def pending_state(run: Run) -> dict:
+    """How far an unfinished run got: its newest snapshot and the test losses recorded up to it."""
+    history = read_json(run.history_path) or {}
+    snapshots = run.snapshots()
+    reached = snapshots[-1] if snapshots else 0
+    latest = {}
+    if run.net_path.is_file():
+        for kind, blob in run.loss_names().items():
+            points = [p for p in history.get("test", {}).get(blob, []) if p[0] <= reached]
+            if points:
+                latest[kind] = points[-1]
+    if reached >= run.settings.iters:
+        state = "trained; encoding and evaluation to do"
+    else:
+        state = "training" if reached else "not started"
+    return {"model": run.model, "dims": run.dims, "run": run.index, "iter": reached, "iters": run.settings.iters,
+            "state": state, "test_latest": latest, "seconds": history.get("seconds")}
+
+
+def write_sweep_report(settings: Settings, data: str, records: list[dict], pending: list[dict]) -> pathlib.Path:
+    """``OUT/report.md`` (and the Table 6 figure) for ``records``; ``pending``: unfinished runs."""
     figs = []
     rows = {}
     for record in records:
         if record["run"] != 1:
             continue
         samples = settings.out / "runs" / run_name(record["model"], record["dims"], 1) / "samples.npz"
-        data = np.load(samples)
-        if data["recon"].size:
-            rows[f"{record['model']} {record['dims']}-D"] = data["recon"]
-            inputs = data["inputs"]
+        if not samples.is_file():
+            continue
+        with np.load(samples) as saved:
+            if saved["recon"].size:
+                rows[f"{record['model']} {record['dims']}-D"] = saved["recon"]
+                inputs = saved["inputs"]
     if rows and settings.figures:
         figures.reconstructions(inputs, rows, settings.out / "reconstructions.png",
                                 title="Reconstruction of test digits (Table 6)")
@@ -211,11 +268,11 @@ def _reproduce(settings: Settings) -> pathlib.Path:
         "models": ", ".join(settings.models), "code sizes": ", ".join(map(str, settings.dims)),
         "iterations": f"{settings.iters} (paper: {PAPER_ITERS})", "runs per model": settings.runs,
         "test every": f"{settings.test_interval} iterations",
-        "data": f"{files.train_h5.name} / {files.test_h5.name} ({files.source})",
+        "data": data,
         "computed in": f"{where}, {settings.threads or 'default'} thread(s) per run",
         "classification protocols": "; ".join(
             f"**{p}**: {protocol.describe(p, settings.folds, settings.mlp_epochs, settings.mlp_trainer, settings.mlp_max_iter)}"
             for p in settings.protocols),
         "t-SNE points": settings.tsne_points,
-    }, figs, paper_iters=PAPER_ITERS)
+    }, figs, paper_iters=PAPER_ITERS, pending=pending, resume=resume_command(settings) if pending else None)
     return report_path

@@ -83,3 +83,19 @@ def test_report_says_the_data_is_not_shuffled_and_warns_below_the_papers_iterati
     assert "## Training time: ours next to the paper's Table 5" in text
     full = report.write_report(tmp_path / "full.md", [_full_record("model4", 10, 50000)], {})
     assert "Not comparable with the paper" not in full
+
+
+def test_an_interim_report_lists_the_unfinished_runs_next_to_the_papers_final_losses(tmp_path):
+    pending = [{"model": "model3", "dims": 10, "run": 1, "iter": 20000, "iters": 50000, "state": "training",
+                "test_latest": {"sce": [20000, 91.5], "euclidean": [20000, 6.25]}, "seconds": 3000.0},
+               {"model": "model5", "dims": 10, "run": 1, "iter": 0, "iters": 50000, "state": "not started",
+                "test_latest": {}, "seconds": None}]
+    text = report.write_report(tmp_path / "report.md", [_full_record("model4", 10, 50000)], {}, pending=pending,
+                               resume="caffe-cae reproduce --out x")
+    assert "**Interim report: 1 of 3 runs finished.**" in text
+    assert "| model3-10d-run1 | 20000 of 50000 | training | 91.50; 6.25 (20000) | 52.47; 0.75 | 50.0 |" in text
+    assert "| model5-10d-run1 | 0 of 50000 | not started | - | " in text
+    assert "They continue from their newest snapshots with: `caffe-cae reproduce --out x`." in text
+    assert "| Model 4 | 10 | 1 x 50000 | yes |" in text
+    final = report.write_report(tmp_path / "final.md", [_full_record("model4", 10, 50000)], {})
+    assert "Interim report" not in final and "Runs not finished yet" not in final

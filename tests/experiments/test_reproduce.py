@@ -196,3 +196,25 @@ def test_advance_data_reads_on_where_forward_would(tmp_path, shuffle):
         whole.forward()
         resumed.forward()
         np.testing.assert_array_equal(resumed.blobs["data"].data, whole.blobs["data"].data)
+
+
+def test_report_only_lists_an_unfinished_run_with_the_iteration_it_reached(tmp_path):
+    settings = _settings(tmp_path, models=["model1"], iters=7, test_every=3, record_every=2, figures=False, protocols=["sklearn"])
+    calls = []   # stopped after iteration 5: the newest snapshot is iteration 5, the newest test iteration 3
+    with pytest.raises(RunInterrupted):
+        _train(settings, stop=lambda: calls.append(1) or len(calls) >= 5)
+    again = dict(models=["model1"], iters=7, test_every=3, record_every=2, figures=False, protocols=["sklearn"])
+    text = reproduce.report_only(_settings(tmp_path, **again)).read_text()
+    assert "**Interim report: 0 of 1 runs finished.**" in text
+    row = next(line for line in text.splitlines() if line.startswith("| model1-2d-run1 | "))
+    assert row.startswith("| model1-2d-run1 | 5 of 7 | training | ") and "(3) |" in row
+    assert "--models model1 --dims 2 --iters 7" in text
+    assert not (settings.out / "runs/model1-2d-run1/result.json").exists()   # nothing was computed
+
+    final = reproduce.reproduce(_settings(tmp_path, **again)).read_text()
+    assert "Interim report" not in final and "| Model 1 | 2 | 1 x 7 |" in final
+
+
+def test_report_only_needs_runs(tmp_path):
+    with pytest.raises(CaffeCaeError, match="no runs folder; start the runs with the same command"):
+        reproduce.report_only(_settings(tmp_path))

@@ -176,6 +176,8 @@ def test_ctrl_c_snapshots_the_running_runs_and_says_how_to_resume(tmp_path, sequ
         stopped_at = json.loads((out / "runs" / name / "history.json").read_text())["iter"]
         assert 2 <= stopped_at < 10 and (out / "runs" / name / f"snap_iter_{stopped_at}.solverstate").is_file()
         assert f"{name}: stopped, snapshot at iteration {stopped_at}" in stderr
+        assert f"| {name} | {stopped_at} of 10 | training |" in (out / "report.md").read_text()
+    assert "holds the runs finished so far" in stderr
     # The same command resumes and ends with the uninterrupted results.
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -122,7 +122,7 @@ def run(args) -> int:
             print(f"caffe-cae reproduce: {name}: stopped without a snapshot (resumes from its previous one)",
                   file=sys.stderr)
         print(f"caffe-cae reproduce: interrupted; {settings.out / 'report.md'} holds the runs finished so far; "
-              f"resume with: {reproduce.resume_command(settings)}", file=sys.stderr)
+              f"resume with: {reproduce.resume_command(settings)} (with the other options as before)", file=sys.stderr)
         return 130
     finally:
         package.setLevel(previous)

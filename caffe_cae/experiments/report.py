@@ -248,7 +248,7 @@ def pending_markdown(pending: Sequence[dict], resume: str | None = None) -> str:
         latest = p.get("test_latest", {})
         sce, l2 = latest.get("sce"), latest.get("euclidean")
         at = f" ({(sce or l2)[0]})" if sce or l2 else ""
-        ours = _pair(sce and sce[1], l2 and l2[1]) + at
+        ours = (f"{_num(sce and sce[1])}; {_num(l2 and l2[1])}" if sce or l2 else "-") + at
         losses = paper.mean_losses(p["model"], p["dims"])
         seconds = p.get("seconds")
         lines.append(f"| {p['model']}-{p['dims']}d-run{p['run']} | {p['iter']} of {p['iters']} | {p['state']} "
@@ -256,7 +256,7 @@ def pending_markdown(pending: Sequence[dict], resume: str | None = None) -> str:
                      f"| {_num(None if seconds is None else seconds / 60, 1)} |")
     text = "\n".join(lines) + "\n"
     if resume:
-        text += f"\nThey continue from their newest snapshots with: `{resume}`.\n"
+        text += f"\nThey continue from their newest snapshots with `{resume}` (and the other options as before).\n"
     return text
 
 
@@ -286,20 +286,20 @@ def write_report(path: str | os.PathLike, records: Sequence[dict], settings: dic
         "(sums normalised by the batch size): SCE = SigmoidCrossEntropyLoss, Euclidean = EuclideanLoss.  "
         "Paper values: mean of its three runs (Table 4); compression from Sec. 5.1.\n",
         "## Table 4: ours (paper)\n",
-        table4_markdown(rows, paper_iters),
+        table4_markdown(rows, paper_iters) if rows else "- (no run finished yet)\n",
         "Errors: average per-class classification error (%) under each classification protocol (see "
         "settings), on the codes of the 10000 test digits.  The **paper** protocol rebuilds the authors' "
         "Matlab one (classify, patternnet + trainscg); the **sklearn** protocol is caffe-cae's earlier "
         "variant.  Sparsity: % of code elements below 30 % of the maximum.\n",
         "## Training time: ours next to the paper's Table 5 (minutes per run)\n",
-        times_markdown(rows, paper_iters),
+        times_markdown(rows, paper_iters) if rows else "- (no run finished yet)\n",
         "## Runs\n",
-        runs_markdown(records),
+        runs_markdown(records) if records else "- (no run finished yet)\n",
         *(["## Runs not finished yet\n", pending_markdown(pending, resume)] if pending else []),
         "## Training data order\n",
         SHUFFLE_NOTE,
         "## Loss during training\n",
-        loss_trend_markdown(records),
+        loss_trend_markdown(records) if records else "- (no run finished yet)\n",
         "## Per-class errors\n",
         per_class_markdown(records),
         "## The paper's findings, checked on these runs\n",

@@ -142,11 +142,14 @@ def find_run(settings: Settings, files: mnist.MnistFiles, name: str) -> Run:
 
 
 def resume_command(settings: Settings) -> str:
-    """The command line that continues this sweep."""
+    """The command line that continues this sweep (the output folder relative to the current
+    one when it lies below it, as a committed report is read from the repository root)."""
+    import os
     import shlex
 
     s = settings
-    parts = ["caffe-cae", "reproduce", "--out", str(s.out), "--models", ",".join(s.models),
+    out = os.path.relpath(s.out) if pathlib.Path(s.out).resolve().is_relative_to(pathlib.Path.cwd()) else str(s.out)
+    parts = ["caffe-cae", "reproduce", "--out", out, "--models", ",".join(s.models),
              "--dims", ",".join(map(str, s.dims)), "--iters", str(s.iters), "--runs", str(s.runs)]
     if s.seed != 1:
         parts += ["--seed", str(s.seed)]
@@ -154,7 +157,7 @@ def resume_command(settings: Settings) -> str:
         parts += ["--scheduler", s.scheduler]
     elif s.workers > 1:
         parts += ["--workers", str(s.workers)]
-    return shlex.join(parts) + " (with the other options as before)"
+    return shlex.join(parts)
 
 
 # ------------------------------------------------------------------------------------------

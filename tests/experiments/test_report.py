@@ -95,7 +95,16 @@ def test_an_interim_report_lists_the_unfinished_runs_next_to_the_papers_final_lo
     assert "**Interim report: 1 of 3 runs finished.**" in text
     assert "| model3-10d-run1 | 20000 of 50000 | training | 91.50; 6.25 (20000) | 52.47; 0.75 | 50.0 |" in text
     assert "| model5-10d-run1 | 0 of 50000 | not started | - | " in text
-    assert "They continue from their newest snapshots with: `caffe-cae reproduce --out x`." in text
+    assert "They continue from their newest snapshots with `caffe-cae reproduce --out x` (and the other" in text
     assert "| Model 4 | 10 | 1 x 50000 | yes |" in text
     final = report.write_report(tmp_path / "final.md", [_full_record("model4", 10, 50000)], {})
     assert "Interim report" not in final and "Runs not finished yet" not in final
+
+
+def test_a_report_before_any_run_finished_says_so_instead_of_empty_tables(tmp_path):
+    pending = [{"model": "model1", "dims": 10, "run": 1, "iter": 5000, "iters": 50000, "state": "training",
+                "test_latest": {"sce": [5000, 112.7]}, "seconds": 600.0}]
+    text = report.write_report(tmp_path / "report.md", [], {}, pending=pending)
+    assert "**Interim report: 0 of 1 runs finished.**" in text
+    assert text.count("- (no run finished yet)") == 4 and "| Model | Dims |" not in text
+    assert "| model1-10d-run1 | 5000 of 50000 | training | 112.70; - (5000) |" in text   # no Euclidean value yet

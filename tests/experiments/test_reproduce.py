@@ -218,3 +218,11 @@ def test_report_only_lists_an_unfinished_run_with_the_iteration_it_reached(tmp_p
 def test_report_only_needs_runs(tmp_path):
     with pytest.raises(CaffeCaeError, match="no runs folder; start the runs with the same command"):
         reproduce.report_only(_settings(tmp_path))
+
+
+def test_the_resume_command_names_the_output_folder_as_typed_below_the_current_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    below = reproduce.Settings(out=(tmp_path / "docs/reproduction").resolve(), dims=[10], workers=1)
+    assert reproduce.resume_command(below).startswith("caffe-cae reproduce --out docs/reproduction --models ")
+    elsewhere = reproduce.Settings(out=tmp_path.parent.resolve() / "x", dims=[10])
+    assert f"--out {tmp_path.parent.resolve() / 'x'} " in reproduce.resume_command(elsewhere)

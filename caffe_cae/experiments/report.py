@@ -152,6 +152,11 @@ def runs_markdown(records: Sequence[dict]) -> str:
         machine = f"{host.get('cpu', '-')} ({host.get('cpus', '-')} CPUs), {host.get('host', '-')}"
         code = r.get("caffe_cae") or {}
         version = f"{code.get('version', '-')} {(code.get('commit') or '')[:12]}".strip()
+        # A resumed run trained in several sessions, perhaps with different checkouts.
+        trained = list(dict.fromkeys((x.get("caffe_cae") or {}).get("commit") or "?"
+                                     for x in r.get("sessions", []) if "caffe_cae" in x))
+        if trained:
+            version += f" (trained by {', '.join(c[:12] for c in trained)})"
         name = f"{r['model']}-{r['dims']}d-run{r['run']}"
         seconds = r.get("seconds")
         lines.append(f"| {name} | {r['iters']} | {r.get('seed', '-')} | {threads.get('interpreter', '-')}; {blas} "

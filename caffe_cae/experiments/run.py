@@ -208,7 +208,7 @@ class Run:
         outputs = list(solver.net.outputs)
         window = {n: list(window.get(n, [])) for n in outputs}
         session = {"from": solver.iter, "to": solver.iter, "seconds": 0.0, "threads": provenance.threads(),
-                   "host": provenance.machine()["host"]}
+                   "host": provenance.machine()["host"], "caffe_cae": provenance.code_version()}
         history.setdefault("sessions", []).append(session)
         clock = {"start": time.perf_counter(), "last": 0.0, "iter": solver.iter}
 

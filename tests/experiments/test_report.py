@@ -108,3 +108,14 @@ def test_a_report_before_any_run_finished_says_so_instead_of_empty_tables(tmp_pa
     assert "**Interim report: 0 of 1 runs finished.**" in text
     assert text.count("- (no run finished yet)") == 4 and "| Model | Dims |" not in text
     assert "| model1-10d-run1 | 5000 of 50000 | training | 112.70; - (5000) |" in text   # no Euclidean value yet
+
+
+def test_the_runs_table_names_the_code_of_every_training_session():
+    record = _full_record("model4", 10, 50000)
+    record["sessions"] = [{"from": 0, "to": 100, "caffe_cae": {"version": "0.1.0", "commit": "aaaaaaaaaaaaaaaa"}},
+                          {"from": 100, "to": 200, "caffe_cae": {"version": "0.1.0", "commit": "bbbbbbbbbbbbbbbb"}},
+                          {"from": 200, "to": 300, "caffe_cae": {"version": "0.1.0", "commit": "bbbbbbbbbbbbbbbb"}}]
+    row = report.runs_markdown([record]).splitlines()[2]
+    assert "| 0.1.0 0123456789ab (trained by aaaaaaaaaaaa, bbbbbbbbbbbb) |" in row
+    record["sessions"] = [{"from": 0, "to": 300}]      # sessions from before the commit was recorded
+    assert "trained by" not in report.runs_markdown([record])

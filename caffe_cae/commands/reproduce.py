@@ -4,7 +4,9 @@ For every model, code size and run: generate the net and solver, train (SGD, bat
 lr 0.006, weight decay 0.0005) with test passes between chunks, encode the 10000 test digits,
 evaluate the code (linear/MLP 10-fold per-class error, sparsity, compression), draw the figures
 (loss curves, 2-D code or t-SNE map, one digit layer by layer, reconstructions) and write
-``DIR/report.md`` with a Table-4-style table next to the paper's numbers.
+``DIR/report.md`` with a Table-4-style table next to the paper's numbers.  The report covers
+every finished run in DIR: a later command that adds other models or code sizes to the same
+folder (e.g. ``--models model3,model4 --dims 30``) reports them together with the earlier ones.
 
 Runs are independent: ``--workers N`` computes N at a time in worker processes on this machine
 (threads x workers <= CPUs), ``--scheduler tcp://HOST:PORT`` sends them to a Dask cluster whose

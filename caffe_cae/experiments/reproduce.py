@@ -7,7 +7,8 @@ Layout under ``OUT``::
                                     codes.h5, eval.json, *.png, result.json
     sweep.json                      the settings local worker processes read
     reconstructions.png             Table 6: sample digits and every model's reconstruction
-    report.md                       Table 4 side by side with the paper, times, findings, figures
+    report.md                       Table 4 of every finished run in OUT side by side with the paper,
+                                    times, findings, figures
 
 The runs are independent and idempotent: they compute here, in local worker processes or on a
 Dask cluster (:mod:`.sweep`), and an interrupted reproduce resumes: finished runs are skipped,
@@ -246,8 +247,26 @@ def pending_state(run: Run) -> dict:
             "state": state, "test_latest": latest, "seconds": history.get("seconds")}
 
 
+def finished_elsewhere(settings: Settings) -> list[dict]:
+    """The records of finished runs in ``OUT/runs`` that this sweep does not plan: runs of other
+    models or code sizes that earlier commands left in the same folder (each record carries its
+    own iterations, seed and threads).  The report covers the whole folder, so a sweep that adds
+    the 30-D runs to a folder of 10-D ones reports both."""
+    planned = {run_name(*key) for key in plan(settings)}
+    records = []
+    for path in sorted((settings.out / "runs").glob("*/result.json")):
+        record = read_json(path)
+        if record and path.parent.name not in planned and path.parent.name == run_name(
+                record.get("model"), record.get("dims"), record.get("run")):
+            records.append(record)
+    return records
+
+
 def write_sweep_report(settings: Settings, data: str, records: list[dict], pending: list[dict]) -> pathlib.Path:
-    """``OUT/report.md`` (and the Table 6 figure) for ``records``; ``pending``: unfinished runs."""
+    """``OUT/report.md`` (and the Table 6 figure) for ``records`` and the runs other commands
+    finished in the same folder; ``pending``: unfinished runs of this sweep."""
+    others = finished_elsewhere(settings)
+    records = sorted([*records, *others], key=lambda r: (r["model"], r["dims"], r["run"]))
     figs = []
     rows = {}
     for record in records:
@@ -277,5 +296,7 @@ def write_sweep_report(settings: Settings, data: str, records: list[dict], pendi
             f"**{p}**: {protocol.describe(p, settings.folds, settings.mlp_epochs, settings.mlp_trainer, settings.mlp_max_iter)}"
             for p in settings.protocols),
         "t-SNE points": settings.tsne_points,
+        **({"also in this folder": ", ".join(r["model"] + f" {r['dims']}-D run {r['run']} ({r['iters']} iterations)"
+                                             for r in others) + " (finished by earlier commands)"} if others else {}),
     }, figs, paper_iters=PAPER_ITERS, pending=pending, resume=resume_command(settings) if pending else None)
     return report_path

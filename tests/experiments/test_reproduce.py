@@ -216,6 +216,16 @@ def test_report_only_lists_an_unfinished_run_with_the_iteration_it_reached(tmp_p
     assert "Interim report" not in final and "| Model 1 | 2 | 1 x 7 |" in final
 
 
+def test_the_report_covers_runs_other_commands_finished_in_the_same_folder(tmp_path):
+    reproduce.reproduce(_settings(tmp_path, figures=False, protocols=["sklearn"]))   # model4, 2-D
+    text = reproduce.report_only(_settings(tmp_path, models=["model1"], figures=False)).read_text()
+    assert "| Model 4 | 2 | 1 x 4 |" in text                    # Table 4 row of the earlier sweep's run
+    assert "- also in this folder: model4 2-D run 1 (4 iterations) (finished by earlier commands)" in text
+    assert "**Interim report: 1 of 2 runs finished.**" in text
+    assert next(line for line in text.splitlines() if line.startswith("| model1-2d-run1 | ")).startswith(
+        "| model1-2d-run1 | 0 of 4 | not started | ")
+
+
 def test_report_only_needs_runs(tmp_path):
     with pytest.raises(CaffeCaeError, match="no runs folder; start the runs with the same command"):
         reproduce.report_only(_settings(tmp_path))

@@ -4,7 +4,9 @@ Sparsity (their expression (2), after Hurley & Rickard): the percentage of the e
 codes together (e.g. 2 x 10000 for the 2-D code of the test set) that are smaller than a
 threshold = ``fraction`` (30 %) of the maximum over those same elements.  The comparison is on
 the signed values, as the formula ``#{j : c_j < tau}`` reads; a linear code's negative elements
-therefore count as sparse.
+therefore count as sparse.  ``magnitude=True`` reads it on magnitudes instead (``|c_j|`` against
+30 % of the largest ``|c_j|``), the usual sense of sparsity (few large coefficients); the paper
+does not say which it used (docs/reproduction/README.md compares both with its Table 4).
 
 Compression ratio: ``1 - stored bytes / input bytes`` with a uniform-distribution estimate of the
 stored bytes: 4 bytes per single-precision code element plus, for each max-pooling switch the
@@ -31,14 +33,17 @@ MNIST_INPUT_BYTES = 28 * 28
 FLOAT_BYTES = 4
 
 
-def sparsity(values: np.ndarray, fraction: float = 0.3) -> float:
+def sparsity(values: np.ndarray, fraction: float = 0.3, magnitude: bool = False) -> float:
     """Percentage of elements of ``values`` smaller than ``fraction * values.max()``.
 
     ``values``: all codes together (any shape, e.g. N x D) or all trainable parameters.
+    ``magnitude``: compare ``|values|`` with ``fraction * |values|.max()`` (see the module doc).
     """
     values = np.asarray(values, dtype=np.float64).ravel()
     if values.size == 0:
         raise CaffeCaeError("sparsity of an empty code is undefined")
+    if magnitude:
+        values = np.abs(values)
     threshold = fraction * values.max()
     return float(100.0 * np.count_nonzero(values < threshold) / values.size)
 

@@ -15,6 +15,12 @@ def test_sparsity_counts_elements_below_the_threshold_over_all_codes():
     assert sp.sparsity(codes, fraction=0.1) == pytest.approx(100 * 2 / 6)   # threshold 1: 0.0, -1.0
 
 
+def test_sparsity_on_magnitudes_counts_large_negative_elements_as_dense():
+    codes = np.array([[10.0, 2.9], [1.0, -2.0], [5.0, -12.0]])   # max 10 -> 3; max |c| 12 -> 3.6
+    assert sp.sparsity(codes) == pytest.approx(100 * 4 / 6)                  # signed: 2.9, 1.0, -2.0, -12.0
+    assert sp.sparsity(codes, magnitude=True) == pytest.approx(100 * 3 / 6)  # |c|: 2.9, 1.0, 2.0
+
+
 def test_sparsity_uses_the_global_maximum_not_per_sample():
     codes = np.array([[1.0, 0.5], [100.0, 0.5]])
     assert sp.sparsity(codes) == pytest.approx(75.0)

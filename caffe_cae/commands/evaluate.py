@@ -2,7 +2,8 @@
 
 Average per-class error (%) of a linear classifier (LDA = Matlab's ``classify``) and of an MLP
 (hidden 14/42/66 for 2/10/30-D codes, sigmoid + softmax) under 10-fold cross-validation; the
-code's sparsity (% of elements below 30 % of the maximum, Sec. 5.1); the compression ratio
+code's sparsity (% of elements below 30 % of the maximum, Sec. 5.1, on the signed values and on
+magnitudes); the compression ratio
 (Sec. 5.1, counting the switches stored in the codes file).
 """
 from __future__ import annotations
@@ -75,6 +76,7 @@ def run(args) -> int:
     print(f"linear error: {fmt(result.linear_error)}  (average per-class, {args.folds}-fold CV)")
     print(f"MLP error:    {fmt(result.mlp_error)}")
     print(f"sparsity:     {result.sparsity:.1f} %  (elements < {args.threshold:g} x max)")
+    print(f"              {result.sparsity_magnitude:.1f} %  of magnitudes (|elements| < {args.threshold:g} x max |element|)")
     if result.compression is None:
         print("compression:  unknown  (no switch inventory in the codes file; see the warning above)")
     else:

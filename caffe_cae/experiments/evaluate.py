@@ -123,6 +123,7 @@ class CodeEvaluation:
     linear_error: float | None
     mlp_error: float | None
     sparsity: float
+    sparsity_magnitude: float  # the same on |code| (docs/reproduction/README.md: closer to the paper's)
     compression: float | None  # None: the switches the decoder needs are unknown
     switches: list | None
 
@@ -152,6 +153,7 @@ def evaluate_codes(codes: np.ndarray, labels: np.ndarray, switches=(), folds: in
         samples=len(codes), code_dim=codes.shape[1],
         linear_error=errors["linear"], mlp_error=errors["mlp"],
         sparsity=sparsity_mod.sparsity(codes, sparsity_fraction),
+        sparsity_magnitude=sparsity_mod.sparsity(codes, sparsity_fraction, magnitude=True),
         compression=None if switches is None else sparsity_mod.compression_ratio(codes.shape[1], switches,
                                                                                   rule=switch_rule),
         switches=None if switches is None else [list(map(int, s)) for s in switches],

@@ -26,6 +26,7 @@ import numpy as np
 from caffe_cae.errors import CaffeCaeError
 from caffe_cae.experiments import evaluate as evaluate_mod
 from caffe_cae.experiments import figures, mnist, protocol, report
+from caffe_cae.experiments import sparsity as sparsity_mod
 from caffe_cae.experiments.run import Run, read_json, run_name
 from caffe_cae.fileio import atomic_write_bytes, make_folder
 
@@ -262,11 +263,25 @@ def finished_elsewhere(settings: Settings) -> list[dict]:
     return records
 
 
+def with_magnitude_sparsity(settings: Settings, record: dict) -> dict:
+    """``record`` with the sparsity of the magnitudes of its codes: runs evaluated before that
+    reading was measured get it from their codes file (nothing is written back)."""
+    if "sparsity_magnitude" in record["eval"]:
+        return record
+    codes_path = settings.out / "runs" / run_name(record["model"], record["dims"], record["run"]) / "codes.h5"
+    if not codes_path.is_file():
+        return record
+    codes, _, _ = evaluate_mod.read_codes(codes_path)
+    value = sparsity_mod.sparsity(codes, magnitude=True)
+    return {**record, "eval": {**record["eval"], "sparsity_magnitude": value}}
+
+
 def write_sweep_report(settings: Settings, data: str, records: list[dict], pending: list[dict]) -> pathlib.Path:
     """``OUT/report.md`` (and the Table 6 figure) for ``records`` and the runs other commands
     finished in the same folder; ``pending``: unfinished runs of this sweep."""
     others = finished_elsewhere(settings)
-    records = sorted([*records, *others], key=lambda r: (r["model"], r["dims"], r["run"]))
+    records = sorted((with_magnitude_sparsity(settings, r) for r in [*records, *others]),
+                     key=lambda r: (r["model"], r["dims"], r["run"]))
     figs = []
     rows = {}
     for record in records:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from caffe_cae.errors import CaffeCaeError
-from caffe_cae.experiments import evaluate
+from caffe_cae.experiments import evaluate, sparsity
 
 
 def _clustered(n_per_class=60, dims=10, spread=0.3, seed=0):
@@ -42,6 +42,7 @@ def test_evaluate_codes_reports_every_measure():
     assert result.code_dim == 2 and result.samples == 300
     assert result.linear_error is not None and result.mlp_error is not None
     assert 0 <= result.sparsity <= 100
+    assert result.sparsity_magnitude == pytest.approx(sparsity.sparsity(codes, magnitude=True))
     assert result.compression == pytest.approx(100 * (1 - 4652 / 784))
 
 

@@ -23,6 +23,7 @@ def test_table_has_ours_and_the_papers_values(tmp_path):
     assert "4.00 (2.89)" in row                  # our mean MLP error over two runs (paper 2.89)
     assert "(82.74; 5.48)" in row                # paper's mean train loss over its three runs
     assert "6.00 (5.06)" in row                  # linear
+    assert "| 70.0 (73.7) | - (73.7) |" in row   # sparsity; no magnitude reading in these records
     assert "![model4 10-D run 2: loss curves](runs/model4-10d-run2/loss.png)" in text
     assert (tmp_path / "report.md").read_text() == text
 

@@ -222,6 +222,15 @@ def test_the_report_covers_runs_other_commands_finished_in_the_same_folder(tmp_p
     assert "| Model 4 | 2 | 1 x 4 |" in text                    # Table 4 row of the earlier sweep's run
     assert "- also in this folder: model4 2-D run 1 (4 iterations) (finished by earlier commands)" in text
     assert "**Interim report: 1 of 2 runs finished.**" in text
+
+    # A run evaluated before the sparsity of magnitudes was measured gets it from its codes file.
+    run = tmp_path / "out" / "runs" / "model4-2d-run1"
+    record = json.loads((run / "result.json").read_text())
+    expected = record["eval"].pop("sparsity_magnitude")
+    (run / "result.json").write_text(json.dumps(record))
+    text = reproduce.report_only(_settings(tmp_path, models=["model1"], figures=False)).read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| Model 4 | 2 |"))
+    assert f"| {record['eval']['sparsity']:.1f} (70.9) | {expected:.1f} (70.9) |" in row
     assert next(line for line in text.splitlines() if line.startswith("| model1-2d-run1 | ")).startswith(
         "| model1-2d-run1 | 0 of 4 | not started | ")
 

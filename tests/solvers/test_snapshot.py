@@ -100,6 +100,9 @@ def test_solve_snapshots_every_interval_and_after_training(tmp_path):
 
 
 def test_ctrl_c_snapshots_and_stops(tmp_path):
+    # The solver takes Ctrl-C over only from Python's default handler; say so if the process
+    # started without it (an ignored SIGINT is inherited) or an earlier test left another.
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, signal.getsignal(signal.SIGINT)
     solver = make_solver("sgd_fixed_momentum", tmp_path / "s", max_iter=100, snapshot_after_train=False)
     solver.add_callback(lambda s, loss: s.iter == 3 and os.kill(os.getpid(), signal.SIGINT))
     solver.solve()  # the handler turns SIGINT into "snapshot and stop after this iteration"

@@ -263,12 +263,17 @@ def finished_elsewhere(settings: Settings) -> list[dict]:
     return records
 
 
+def run_of(settings: Settings, record: dict) -> Run:
+    """The run (folder and file names) a finished run's record belongs to."""
+    return Run(settings, None, record["model"], record["dims"], record["run"])
+
+
 def with_magnitude_sparsity(settings: Settings, record: dict) -> dict:
     """``record`` with the sparsity of the magnitudes of its codes: runs evaluated before that
     reading was measured get it from their codes file (nothing is written back)."""
     if "sparsity_magnitude" in record["eval"]:
         return record
-    codes_path = settings.out / "runs" / run_name(record["model"], record["dims"], record["run"]) / "codes.h5"
+    codes_path = run_of(settings, record).codes_path
     if not codes_path.is_file():
         return record
     codes, _, _ = evaluate_mod.read_codes(codes_path)
@@ -287,7 +292,7 @@ def write_sweep_report(settings: Settings, data: str, records: list[dict], pendi
     for record in records:
         if record["run"] != 1:
             continue
-        samples = settings.out / "runs" / run_name(record["model"], record["dims"], 1) / "samples.npz"
+        samples = run_of(settings, record).dir / "samples.npz"
         if not samples.is_file():
             continue
         with np.load(samples) as saved:
